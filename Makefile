@@ -1,0 +1,44 @@
+# Host workflow for the charge-controller firmware. Everything runs from .venv/ (made here).
+BOARD ?= sim
+PORT ?=
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv build test lint unit integration run bench deploy schemas clean
+
+venv: $(STAMP)
+$(STAMP): requirements.txt
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+## build: compile firmware/ + boards/$(BOARD).py into build/$(BOARD)/ as .mpy
+build: $(STAMP)
+	$(VPY) tools/build.py --board $(BOARD)
+
+## schemas: regenerate firmware/ocpp/schemas/ from the ocpp package's JSON schemas
+schemas: $(STAMP)
+	$(VPY) tools/gen_schemas.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check firmware boards tools host_tests
+	$(VENV)/bin/ruff format --check firmware boards tools host_tests
+
+test: lint build
+	$(VPY) tools/gen_schemas.py --check
+	$(VPY) -m pytest host_tests -q -p no:cacheprovider
+
+run: build
+	$(VPY) tools/run.py $(ARGS)
+
+bench: build
+	$(VPY) tools/bench.py
+
+## deploy: copy build/$(BOARD)/ to a board with mpremote (DRY_RUN=1 lists what would be copied)
+deploy: build
+	$(VPY) tools/deploy.py --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run)
+
+clean:
+	rm -rf build
