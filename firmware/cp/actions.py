@@ -1,0 +1,8 @@
+# The action table: every OCPP action the backend may call on us -> (module, handler function).
+# Modules are imported when the action first arrives. An action of OCPP 1.6 missing here is
+# answered NotSupported; a name OCPP 1.6 does not know is answered NotImplemented.
+ACTIONS = {
+    "GetConfiguration": ("cp.h_config", "get_configuration"),
+    "ChangeConfiguration": ("cp.h_config", "change_configuration"),
+    "Reset": ("cp.h_reset", "reset"),
+}

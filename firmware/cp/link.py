@@ -1,0 +1,161 @@
+# The connection to the backend: builds the URL and credentials from the configuration,
+# connects, runs the charge point's session over it, and reconnects with exponential backoff
+# and jitter after any failure (backend restart, network drop, handshake refused).
+#
+# Security profiles (OCPP 1.6 security white paper):
+#   0: no authentication (ws:// or wss://)   1: Basic auth, ws://
+#   2: Basic auth over TLS (wss://)          3: TLS with a client certificate (wss://)
+# TLS always verifies the backend against the CSMS root certificate on flash; a profile that
+# needs TLS never falls back to ws://.
+import asyncio
+import os
+import time
+
+import log
+from cp.actions import ACTIONS
+from ocpp import ws as websocket
+from ocpp.rpc import Rpc
+
+MAX_MESSAGE = 16384  # bytes of one incoming OCPP message; bigger -> close 1009
+HANDSHAKE_TIMEOUT_MS = 15000
+STABLE_MS = 60000  # a connection that lived this long resets the backoff
+
+CA_FILE = "/certs/csms_root.der"
+CERT_FILE = "/certs/cp_cert.der"
+KEY_FILE = "/certs/cp_key.der"
+
+
+class ConfigProblem(Exception):
+    pass
+
+
+def _quote(text):
+    # Percent-encode the ChargePointId for the URL path (RFC 3986 unreserved characters kept).
+    out = []
+    for ch in text:
+        if ch.isalpha() or ch.isdigit() or ch in "-._~":
+            out.append(ch)
+        else:
+            for b in ch.encode():
+                out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def connection_url(config):
+    base = config.get("CentralSystemURL")
+    if not base:
+        raise ConfigProblem("CentralSystemURL is not set")
+    if base.endswith("/"):
+        base = base[:-1]
+    return base + "/" + _quote(config.get("ChargePointId"))
+
+
+def backoff_s(config, attempt):
+    """Seconds to wait before reconnect attempt number `attempt` (0 = first retry)."""
+    wait = config.get("RetryBackOffWaitMinimum") << min(attempt, config.get("RetryBackOffRepeatTimes"))
+    spread = config.get("RetryBackOffRandomRange")
+    if spread:
+        wait += int.from_bytes(os.urandom(2), "big") % (spread + 1)
+    return wait
+
+
+class Link:
+    def __init__(self, cp, board, config):
+        self.cp = cp
+        self.board = board
+        self.config = config
+        self.ws = None
+        self._ping_changed = asyncio.Event()
+        config.on_change(self._on_config)
+
+    def _on_config(self, name, value):
+        if name in ("WebSocketPingInterval", "WebSocketPongTimeout"):
+            self._ping_changed.set()
+
+    def _credentials(self, url):
+        profile = self.config.get("SecurityProfile")
+        tls = url.startswith("wss://")
+        if profile >= 2 and not tls:
+            raise ConfigProblem("SecurityProfile %d needs a wss:// URL" % profile)
+        if not tls and not url.startswith("ws://"):
+            raise ConfigProblem("CentralSystemURL must start with ws:// or wss://")
+        auth = None
+        if profile in (1, 2):
+            key = self.config.get("AuthorizationKey")
+            if not key:
+                raise ConfigProblem("SecurityProfile %d needs an AuthorizationKey" % profile)
+            auth = (self.config.get("ChargePointId"), key)
+        ssl_ctx = None
+        if tls:
+            from ocpp import tlsctx  # only TLS sites pay for it
+
+            flash = self.board.flash
+            client = profile == 3
+            ssl_ctx = tlsctx.make_context(
+                flash + CA_FILE, flash + CERT_FILE if client else None, flash + KEY_FILE if client else None
+            )
+        return auth, ssl_ctx
+
+    async def run(self):
+        attempt = 0
+        while True:
+            lived_ms = 0
+            try:
+                lived_ms = await self._connect_once()
+            except ConfigProblem as e:
+                log.log("link: cannot connect:", e)
+            except Exception as e:  # handshake refused, TLS failure, network down
+                log.log("link: connection failed:", repr(e))
+            attempt = 0 if lived_ms >= STABLE_MS else attempt + 1
+            wait = backoff_s(self.config, max(attempt - 1, 0))
+            log.log("link: reconnect in %d s" % wait)
+            await asyncio.sleep(wait)
+
+    async def _connect_once(self):
+        url = connection_url(self.config)
+        auth, ssl_ctx = self._credentials(url)
+        log.log("link: connecting to", url)
+        ws = await websocket.connect(
+            url,
+            subprotocol="ocpp1.6",
+            auth=auth,
+            ssl_ctx=ssl_ctx,
+            opener=self.board.open_connection,
+            max_message=MAX_MESSAGE,
+            timeout_ms=HANDSHAKE_TIMEOUT_MS,
+        )
+        started = time.ticks_ms()
+        self.ws = ws
+        log.log("link: connected")
+        rpc = Rpc(ws, ACTIONS, self.cp, log.frame)
+        tasks = [
+            asyncio.create_task(self._keepalive(ws)),
+            asyncio.create_task(self.cp.session(rpc)),
+        ]
+        try:
+            await rpc.run()  # returns by raising when the connection closes
+        except websocket.ConnectionClosed as e:
+            log.log("link: closed", e.code, e.reason)
+        finally:
+            for t in tasks:
+                t.cancel()
+            self.ws = None
+            await ws.close(1001, "")
+        return time.ticks_diff(time.ticks_ms(), started)
+
+    async def _keepalive(self, ws):
+        # Restarted whenever the ping settings change, so a ChangeConfiguration applies at once.
+        while True:
+            self._ping_changed.clear()
+            cfg = self.config
+            task = asyncio.create_task(
+                ws.keepalive(cfg.get("WebSocketPingInterval"), cfg.get("WebSocketPongTimeout"))
+            )
+            try:
+                await self._ping_changed.wait()
+            finally:
+                task.cancel()
+
+    async def close(self):
+        if self.ws is not None:
+            await self.ws.close(1001, "reset")

@@ -1,0 +1,188 @@
+# OCPP-J RPC over a websocket: CALL / CALLRESULT / CALLERROR framing (OCPP-J 1.6, section 4).
+#
+# - At most one CALL from the charge point is outstanding; call() waits for the answer or times out.
+# - Incoming CALLs go through one action table: {action: (module, function)}. The module is
+#   imported on first use, so rarely used handlers cost no RAM until a backend asks for them.
+#   A handler is `async def handler(cp, payload)` returning the response payload, or
+#   (payload, after) where `after` is an async function run once the response is on the wire
+#   (TriggerMessage, Reset: the effect follows the confirmation). Handlers run inside the receive
+#   loop: they must not await calls to the backend themselves; `after` may.
+# - Every payload, in and out, is checked against the OCPP 1.6 schemas; malformed input gets the
+#   CALLERROR the OCPP-J specification names, never a crash.
+import asyncio
+import json
+import os
+import time
+
+from ocpp import validate
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+
+MAX_ID_LEN = 36  # OCPP-J: the unique id is at most 36 characters
+
+
+class CallError(Exception):
+    """A CALLERROR: the backend's answer to our CALL (or its invalid answer), or raised by a
+    handler to answer the backend's CALL with this code."""
+
+    def __init__(self, code, description=""):
+        super().__init__(code, description)
+        self.code = code
+        self.description = description
+
+
+class CallTimeout(Exception):
+    pass
+
+
+class _Incoming(Exception):
+    # A malformed incoming message: answer with this CALLERROR.
+    def __init__(self, msg_id, code, text):
+        self.msg_id = msg_id
+        self.code = code
+        self.text = text
+
+
+def _handler(table, action):
+    entry = table.get(action)
+    if entry is None:
+        return None
+    mod = __import__(entry[0])
+    for part in entry[0].split(".")[1:]:
+        mod = getattr(mod, part)
+    return getattr(mod, entry[1])
+
+
+class Rpc:
+    def __init__(self, ws, actions, context, log=None):
+        self.ws = ws
+        self._actions = actions
+        self._context = context  # passed to handlers (the charge point)
+        self._log = log
+        self._lock = asyncio.Lock()
+        self._reply_ready = asyncio.Event()
+        self._waiting_id = None
+        self._reply = None
+        self._prefix = "%08x" % int.from_bytes(os.urandom(4), "big")
+        self._counter = 0
+        self.answer_calls = True  # False while the backend has Rejected us: calls go unanswered
+        self.last_call_ms = time.ticks_ms()  # when we last sent a CALL (the heartbeat timer)
+
+    def _next_id(self):
+        self._counter += 1
+        return "%s%x" % (self._prefix, self._counter)
+
+    async def _send(self, msg):
+        text = json.dumps(msg)
+        if self._log:
+            self._log(">", text)
+        await self.ws.send(text)
+
+    async def call(self, action, payload, timeout_s=30):
+        """Send a CALL and return the CALLRESULT payload. Raises CallError, CallTimeout, ConnectionClosed."""
+        validate.check(action, "req", payload)  # our own bug if this raises
+        async with self._lock:
+            msg_id = self._next_id()
+            self._waiting_id = msg_id
+            self._reply = None
+            self._reply_ready.clear()
+            try:
+                await self._send([CALL, msg_id, action, payload])
+                self.last_call_ms = time.ticks_ms()
+                try:
+                    await asyncio.wait_for_ms(self._reply_ready.wait(), timeout_s * 1000)
+                except asyncio.TimeoutError:
+                    raise CallTimeout(action)
+            finally:
+                self._waiting_id = None
+            reply = self._reply
+        if reply[0] == CALLERROR:
+            raise CallError(reply[2], reply[3])
+        try:
+            validate.check(action, "conf", reply[2])
+        except validate.Invalid as e:
+            raise CallError(e.code, "invalid %s.conf: %s" % (action, e.text))
+        return reply[2]
+
+    async def run(self):
+        """Receive loop: returns (raises ConnectionClosed) when the websocket closes."""
+        while True:
+            text = await self.ws.recv()
+            if self._log:
+                self._log("<", text)
+            await self._on_message(text)
+
+    async def _on_message(self, text):
+        try:
+            msg = self._parse(text)
+        except _Incoming as e:
+            if self.answer_calls:
+                await self._send([CALLERROR, e.msg_id, e.code, e.text, {}])
+            return
+        kind = msg[0]
+        if kind == CALL:
+            if self.answer_calls:
+                await self._dispatch(msg[1], msg[2], msg[3])
+        elif msg[1] == self._waiting_id:
+            self._reply = msg
+            self._reply_ready.set()
+        # else: an answer to nothing we are waiting for (late, after a timeout): dropped
+
+    def _parse(self, text):
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            raise _Incoming("-1", "FormationViolation", "not valid JSON")
+        if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[0], int):
+            raise _Incoming("-1", "FormationViolation", "not an OCPP-J message array")
+        kind, msg_id = msg[0], msg[1]
+        if not isinstance(msg_id, str) or not msg_id or len(msg_id) > MAX_ID_LEN:
+            raise _Incoming("-1", "FormationViolation", "bad unique id")
+        if kind == CALL:
+            if len(msg) == 3:
+                raise _Incoming(msg_id, "ProtocolError", "payload missing")
+            if len(msg) != 4 or not isinstance(msg[2], str):
+                raise _Incoming(msg_id, "FormationViolation", "a CALL is [2, id, action, payload]")
+            if not isinstance(msg[3], dict):
+                raise _Incoming(msg_id, "FormationViolation", "payload is not a JSON object")
+        elif kind == CALLRESULT:
+            if len(msg) != 3 or not isinstance(msg[2], dict):
+                raise _Incoming(msg_id, "FormationViolation", "a CALLRESULT is [3, id, payload]")
+        elif kind == CALLERROR:
+            if len(msg) != 5 or not isinstance(msg[2], str) or not isinstance(msg[3], str):
+                raise _Incoming(msg_id, "FormationViolation", "a CALLERROR is [4, id, code, text, details]")
+        else:
+            raise _Incoming(msg_id, "FormationViolation", "unknown message type %d" % kind)
+        return msg
+
+    async def _dispatch(self, msg_id, action, payload):
+        try:
+            validate.check(action, "req", payload)
+        except validate.UnknownAction:
+            await self._send([CALLERROR, msg_id, "NotImplemented", "unknown action " + action[:40], {}])
+            return
+        except validate.Invalid as e:
+            await self._send([CALLERROR, msg_id, e.code, e.text, {}])
+            return
+        fn = _handler(self._actions, action)
+        if fn is None:
+            await self._send([CALLERROR, msg_id, "NotSupported", action + " is not supported", {}])
+            return
+        after = None
+        try:
+            result = await fn(self._context, payload)
+            if isinstance(result, tuple):
+                result, after = result
+            validate.check(action, "conf", result)
+        except CallError as e:  # the handler's own refusal with a specific code
+            await self._send([CALLERROR, msg_id, e.code, e.description, {}])
+            return
+        except Exception as e:  # a handler bug must not take the link down
+            await self._send([CALLERROR, msg_id, "InternalError", "%s: %s" % (action, e), {}])
+            return
+        await self._send([CALLRESULT, msg_id, result])
+        if after is not None:
+            # Its own task: `after` may make calls, whose answers this receive loop must read.
+            asyncio.create_task(after())

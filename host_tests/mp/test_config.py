@@ -1,0 +1,101 @@
+# The configuration registry: typed values, OCPP statuses, persistence on flash.
+import os
+
+from cp import config
+
+PATH = "/tmp/mp_test_config.json"
+
+
+def fresh(fixed=None):
+    try:
+        os.remove(PATH)
+    except OSError:
+        pass
+    return config.Config(PATH, fixed)
+
+
+def test_defaults_and_typed_values():
+    c = fresh({"NumberOfConnectors": 2})
+    assert c.get("HeartbeatInterval") == 300
+    assert c.get("NumberOfConnectors") == 2
+    assert c.change("HeartbeatInterval", "60") == "Accepted"
+    assert c.get("HeartbeatInterval") == 60
+
+
+def test_change_statuses():
+    c = fresh({"NumberOfConnectors": 2})
+    assert c.change("NoSuchKey", "1") == "NotSupported"
+    assert c.change("NumberOfConnectors", "3") == "Rejected"  # read-only
+    assert c.change("GetConfigurationMaxKeys", "3") == "Rejected"  # read-only
+    assert c.change("WebSocketPingInterval", "-1") == "Rejected"
+    assert c.change("HeartbeatInterval", "ten") == "Rejected"
+    assert c.change("HeartbeatInterval", "1.5") == "Rejected"
+    assert c.change("SecurityProfile", "4") == "Rejected"
+    assert c.change("AuthorizationKey", "short") == "Rejected"
+    assert c.change("AuthorizationKey", "0123456789abcdef0123") == "RebootRequired"
+    assert c.change("CentralSystemURL", "ws://x/ocpp") == "RebootRequired"
+
+
+def test_persists_and_survives_reload():
+    c = fresh()
+    c.change("HeartbeatInterval", "42")
+    c.change("ChargePointId", "CP-9")
+    again = config.Config(PATH)
+    assert again.get("HeartbeatInterval") == 42
+    assert again.get("ChargePointId") == "CP-9"
+    # back to the default: no longer stored
+    again.change("HeartbeatInterval", "300")
+    with open(PATH) as f:
+        assert "HeartbeatInterval" not in f.read()
+
+
+def test_corrupt_file_falls_back_to_defaults():
+    with open(PATH, "w") as f:
+        f.write("{not json")
+    c = config.Config(PATH)
+    assert c.get("HeartbeatInterval") == 300
+
+
+def test_secret_is_never_read_back():
+    c = fresh()
+    c.change("AuthorizationKey", "0123456789abcdef0123")
+    everything = list(c.entries())
+    assert all(e[0] != "AuthorizationKey" for e in everything)
+    (entry,) = list(c.entries(["AuthorizationKey"]))
+    assert entry == ("AuthorizationKey", False, None, True)
+
+
+def test_entries_for_get_configuration():
+    c = fresh({"NumberOfConnectors": 1})
+    got = {e[0]: e for e in c.entries(["HeartbeatInterval", "Nope", "NumberOfConnectors"])}
+    assert got["HeartbeatInterval"] == ("HeartbeatInterval", False, "300", True)
+    assert got["Nope"][3] is False
+    assert got["NumberOfConnectors"] == ("NumberOfConnectors", True, "1", True)
+
+
+def test_booleans_accept_integers():
+    row = ("X", config.BOOL, False, config.RW, "Core", None, "x")
+    assert config.parse(row, "true") is True
+    assert config.parse(row, "1") is True
+    assert config.parse(row, "FALSE") is False
+    assert config.parse(row, "0") is False
+    assert config.parse(row, "yes") is None
+    assert config.render(row, True) == "true"
+
+
+def test_listeners_hear_changes():
+    c = fresh()
+    heard = []
+    c.on_change(lambda n, v: heard.append((n, v)))
+    c.change("WebSocketPingInterval", "5")
+    c.change("WebSocketPingInterval", "5")  # unchanged: no event
+    assert heard == [("WebSocketPingInterval", 5)]
+
+
+def test_preset_reports_refused_keys():
+    c = fresh()
+    assert c.preset({"HeartbeatInterval": 10, "Bogus": "1", "SecurityProfile": "9"}) == [
+        "Bogus",
+        "SecurityProfile",
+    ]
+    assert c.get("HeartbeatInterval") == 10
