@@ -92,7 +92,7 @@ class Rpc:
                 await self._send([CALL, msg_id, action, payload])
                 self.last_call_ms = time.ticks_ms()
                 try:
-                    await asyncio.wait_for_ms(self._reply_ready.wait(), timeout_s * 1000)
+                    await asyncio.wait_for_ms(self._reply_ready.wait(), int(timeout_s * 1000))
                 except asyncio.TimeoutError:
                     raise CallTimeout(action)
             finally:
