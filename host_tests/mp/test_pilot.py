@@ -1,0 +1,306 @@
+# Pilot decoding (evse.pilot) on bursts from the sim's physical model, and the safety loop
+# sampler (evse.safety) on the sim board: states, debounce, PWM offer, relay, allocation.
+import asyncio
+import gc
+import time
+from array import array
+
+import board
+
+import sim_world
+from evse import pilot
+from evse.safety import SafetyLoop
+
+DUTIES = (100, 160, 530, 900, 1000, 0)  # permille: 10 %, 16 %, 53 %, 90 %, steady +12, steady -12
+BURSTS = 40
+
+
+def world_in(state, duty, seed=1, noise=150):
+    """A 1-connector world with the EV in `state` ("A" = nothing plugged) and the PWM at duty."""
+    w = sim_world.World(1, seed=seed, noise_mv=noise)
+    if state != "A":
+        w.plug(1, 32)
+        w.set_ev(1, state)
+    w.set_duty(1, duty)
+    return w
+
+
+def read_state(w, duty, prev=None, buf=None):
+    buf = buf or array("h", bytes(200))
+    w.burst(1, buf)
+    hi, lo = pilot.plateaus(buf)
+    return pilot.classify(hi, lo, pilot.pwm_on(duty), prev), hi, lo
+
+
+def test_every_state_at_every_duty_with_noise():
+    for duty in DUTIES:
+        for state in ("A", "B", "C", "D", "E"):
+            w = world_in(state, duty, seed=duty + 7)
+            if duty == 0:
+                want = "E" if state == "E" else "F"  # the pilot is held at -12 V
+            else:
+                want = state
+            for _ in range(BURSTS):
+                got, hi, lo = read_state(w, duty)
+                assert got == want, (duty, state, got, hi, lo)
+
+
+def test_plateaus_ignore_the_edges_and_track_the_levels():
+    w = world_in("C", 160, noise=0)
+    buf = array("h", bytes(200))
+    for _ in range(20):
+        w.burst(1, buf)
+        assert pilot.plateaus(buf) == (w.conns[1].hi_mv, -12000)
+    out = array("i", bytes(8))
+    assert pilot.plateaus(buf, out) is out and out[1] == -12000
+    w = world_in("C", 530, noise=150)
+    for _ in range(20):
+        w.burst(1, buf)
+        hi, lo = pilot.plateaus(buf)
+        assert abs(hi - w.conns[1].hi_mv) <= 150 and abs(lo + 12000) <= 150, (hi, lo)
+
+
+def test_diode_fault_is_state_f_with_pwm_only():
+    for duty in (100, 160, 530, 900):
+        for resistor in ("B", "C", "D"):
+            w = world_in(resistor, duty, seed=duty)
+            w.set_ev(1, "diode_fault")
+            for _ in range(BURSTS):
+                got, hi, lo = read_state(w, duty)
+                assert got == "F", (duty, resistor, got, hi, lo)
+                assert not pilot.diode_ok(lo, True)
+    w = world_in("C", 1000)
+    w.set_ev(1, "diode_fault")  # no negative phase without PWM: the fault cannot be seen
+    got, hi, lo = read_state(w, 1000)
+    assert got == "C" and pilot.diode_ok(lo, False)
+
+
+def test_hysteresis_holds_the_previous_state_near_a_threshold():
+    edges = ((10500, "A", "B"), (7500, "B", "C"), (4500, "C", "D"), (1500, "D", "E"))
+    for edge, upper, lower in edges:
+        for prev in (upper, lower):
+            state = prev
+            for i in range(40):  # wander up to +/-480 mV around the threshold
+                hi = edge + (400 if i % 2 else -400) - (i % 5) * 20
+                state = pilot.classify(hi, -12000, True, state)
+                assert state == prev, (edge, prev, hi, state)
+        # a reading beyond the hysteresis band does move the state
+        assert pilot.classify(edge + 600, -12000, True, lower) == upper
+        assert pilot.classify(edge - 600, -12000, True, upper) == lower
+    assert pilot.classify(7600, -12000, True, None) == "B"
+    assert pilot.classify(7400, -12000, True, None) == "C"
+
+
+def test_state_e_and_f_from_the_positive_plateau():
+    assert pilot.classify(0, 0, True, "C") == "E"
+    assert pilot.classify(-12000, -12000, False, "B") == "F"
+    assert pilot.classify(-12000, -12000, True, None) == "F"
+
+
+def test_duty_amps_round_trips_at_band_edges():
+    expect = {6: 100, 16: 266, 32: 533, 51: 850, 52: 850, 80: 960}
+    for amps, permille in expect.items():
+        p = pilot.amps_to_permille(amps)
+        assert p == permille, (amps, p)
+        back = pilot.permille_to_amps(p)
+        assert back <= amps, (amps, back)
+        if amps == 52:
+            assert back == 51  # no duty means 52 A: 85 % = 51 A, 85.1 % = 52.75 A
+        else:
+            assert amps - back < 0.1, (amps, back)
+        assert abs(sim_world.World(1).ev_reads_amps(p) - back) < 0.01  # the EV reads the same
+    assert pilot.amps_to_permille(53) == 852 and pilot.permille_to_amps(852) == 53
+    assert pilot.amps_to_permille(5.9) == pilot.NOT_OFFERING
+    assert pilot.amps_to_permille(0) == pilot.NOT_OFFERING
+    assert pilot.amps_to_permille(None) == pilot.NOT_OFFERING
+    assert pilot.amps_to_permille(100) == 960
+    for p in (0, 50, 1000):
+        assert pilot.permille_to_amps(p) == 0, p
+
+
+def test_pp_ohms_to_cable_amps():
+    for ohms, amps in ((1500, 13), (680, 20), (220, 32), (100, 63), (None, 0), (10000, 0), (20, 0)):
+        assert pilot.cable_amps(ohms) == amps, (ohms, amps)
+    w = sim_world.World(1, seed=5)
+    for amps in (13, 20, 32, 63):
+        w.plug(1, amps)
+        for _ in range(20):
+            assert pilot.cable_amps(w.pp_ohms(1)) == amps
+    w.unplug(1)
+    assert w.pp_ohms(1) is None
+
+
+# ---- safety loop on the sim board ----
+
+
+class Recorder:
+    def __init__(self):
+        self.changes = []
+
+    def __call__(self, c, state):
+        self.changes.append((c, state))
+
+
+def steps_until(loop, cond, max_ms=1000):
+    t0 = time.ticks_ms()
+    while not cond():
+        assert time.ticks_diff(time.ticks_ms(), t0) < max_ms, "timed out"
+        loop.step()
+        time.sleep_ms(10)
+    return time.ticks_diff(time.ticks_ms(), t0)
+
+
+def test_safety_reports_confirmed_states_and_events():
+    b = board.Board({"connectors": 2})
+    rec = Recorder()
+    loop = SafetyLoop(b, rec)
+    loop.start()
+    loop.step()
+    assert loop.state(1) == "A" and loop.state(2) == "A"
+    assert rec.changes == [(1, "A"), (2, "A")]
+    b.world.plug(2, 20)
+    loop.step()
+    assert loop.state(2) == "A"  # A -> B is debounced
+    ms = steps_until(loop, lambda: loop.state(2) == "B")
+    assert ms >= 80, ms  # STABLE_MS (100) minus one step
+    assert loop.cable_amps(2) == 20
+    b.world.set_ev(2, "C")
+    steps_until(loop, lambda: loop.state(2) == "C")
+    b.world.unplug(2)
+    loop.step()
+    assert loop.state(2) == "A"  # unplug is confirmed at once
+    assert rec.changes[2:] == [(2, "B"), (2, "C"), (2, "A")]
+    log = b.world.log
+    cps = [log.get(s)[2:] for s in range(1, log.seq + 1) if log.get(s)[1] == "cp"]
+    assert cps == [(1, "A"), (2, "A"), (2, "B"), (2, "C"), (2, "A")], cps
+
+
+def test_safety_offer_is_clamped_by_the_cable_and_applied_while_plugged():
+    b = board.Board({})
+    loop = SafetyLoop(b)
+    loop.start()
+    loop.step()
+    loop.offer(1, 32)
+    assert b.pilot(1).duty == pilot.NOT_OFFERING  # state A: nothing to offer to
+    b.world.plug(1, 20)
+    steps_until(loop, lambda: loop.state(1) == "B")
+    assert b.pilot(1).duty == pilot.amps_to_permille(20)
+    assert abs(loop.offered_amps(1) - 20) < 0.1
+    loop.offer(1, 10)
+    assert b.pilot(1).duty == pilot.amps_to_permille(10)
+    loop.offer(1, 0)
+    assert b.pilot(1).duty == pilot.NOT_OFFERING and loop.offered_amps(1) == 0
+    loop.offer(1, 16)
+    b.world.unplug(1)
+    loop.step()
+    assert b.pilot(1).duty == pilot.NOT_OFFERING
+    try:
+        loop.offer(2, 16)
+        raise AssertionError("offer on a missing connector")
+    except ValueError:
+        pass
+
+
+def test_safety_opens_a_closed_relay_when_the_ev_leaves_c():
+    b = board.Board({})
+    loop = SafetyLoop(b)
+    loop.start()
+    b.world.plug(1, 32)
+    b.world.set_ev(1, "C")
+    loop.offer(1, 16)
+    steps_until(loop, lambda: loop.state(1) == "C")
+    b.relay(1).set(True)  # what the charging logic will do
+    b.world.set_ev(1, "B")
+    t0 = time.ticks_us()
+    loop.step()
+    dt = time.ticks_diff(time.ticks_us(), t0)
+    assert loop.state(1) == "B" and b.relay(1).value is False
+    assert dt < 20000, dt  # one loop iteration, far under the 100 ms of IEC 61851-1
+
+
+def test_safety_opens_the_relay_when_the_pilot_cannot_be_read():
+    b = board.Board({"connectors": 2})
+    loop = SafetyLoop(b)
+    loop.start()
+    b.world.plug(1, 32)
+    b.world.set_ev(1, "C")
+    steps_until(loop, lambda: loop.state(1) == "C")
+    b.relay(1).set(True)
+    b.relay(2).set(True)
+    real = b.world.burst
+
+    def broken(c, buf):
+        if c == 1:
+            raise OSError(5)
+        real(c, buf)
+
+    b.world.burst = broken
+    loop.step()
+    loop.step()
+    assert b.relay(1).value is False  # fail safe
+    assert b.relay(2).value is False and loop.state(2) == "A"  # the other connector still runs
+    b.world.burst = real
+    loop.step()
+    assert loop.state(1) == "C"
+
+
+def test_safety_latches_a_diode_fault_until_unplug():
+    b = board.Board({})
+    loop = SafetyLoop(b)
+    loop.start()
+    b.world.plug(1, 32)
+    loop.offer(1, 16)
+    steps_until(loop, lambda: loop.state(1) == "B")
+    b.world.set_ev(1, "diode_fault")
+    loop.step()
+    assert loop.state(1) == "F" and not loop.diode_ok(1)
+    assert b.pilot(1).duty == pilot.NOT_OFFERING  # no offer in F
+    for _ in range(10):
+        loop.step()
+    assert loop.state(1) == "F"  # still F without PWM to re-check
+    b.world.unplug(1)
+    loop.step()
+    assert loop.state(1) == "A" and loop.diode_ok(1)
+    b.world.plug(1, 32)
+    steps_until(loop, lambda: loop.state(1) == "B")
+
+
+def test_safety_step_allocates_nothing_in_steady_state():
+    b = board.Board({"connectors": 2})
+    loop = SafetyLoop(b)
+    loop.start()
+    b.world.plug(1, 32)
+    b.world.set_ev(1, "C")
+    loop.offer(1, 16)
+    for _ in range(30):
+        loop.step()
+        time.sleep_ms(5)
+    assert loop.state(1) == "C" and loop.state(2) == "A"
+    n = 300
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.mem_alloc()
+        t0 = time.ticks_us()
+        for _ in range(n):
+            loop.step()
+        us = time.ticks_diff(time.ticks_us(), t0)
+        after = gc.mem_alloc()
+    finally:
+        gc.enable()
+    assert after - before == 0, (after - before) / n
+    assert us / n < 5000, us / n  # two connectors, 100-sample bursts
+
+
+async def test_safety_run_loop_paces_and_cancels():
+    b = board.Board({})
+    loop = SafetyLoop(b)
+    task = asyncio.create_task(loop.run())
+    await asyncio.sleep_ms(300)
+    task.cancel()
+    await asyncio.sleep_ms(0)
+    assert 5 <= loop.iterations <= 16, loop.iterations  # 20 ms period (fewer on a busy host)
+    assert 0 < loop.max_us < 20000
+    n = loop.iterations
+    await asyncio.sleep_ms(60)
+    assert loop.iterations == n  # cancelled: no more iterations
