@@ -6,7 +6,6 @@ import gc
 import sim_net
 import sim_world
 
-FIRMWARE_VERSION = "0.1.0"
 NAME = "sim"
 MAX_CONNECTORS = 8
 
@@ -101,7 +100,6 @@ class Board:
     fixed_cable = False
     vendor = "MicroEVSE"
     model = "SIM-AC3"
-    firmware_version = FIRMWARE_VERSION
     flash = "/flash"
 
     def __init__(self, args=None):

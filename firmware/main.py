@@ -3,11 +3,10 @@
 # asked for a Reset: the caller (the board's boot code, or the sim) restarts the firmware.
 import asyncio
 
-from evse.safety import SafetyLoop
-
 from cp.chargepoint import ChargePoint
 from cp.config import Config
 from cp.link import Link
+from evse.safety import SafetyLoop
 from log import log
 from store import atomic
 
@@ -29,8 +28,9 @@ async def run(board, preset=None):
     try:
         kind = await cp.wait_reset()
         log("reset:", kind)
-        await link.close()
     finally:
+        # Reset, or an orderly shutdown (the sim cancels us): say goodbye to the backend.
         for t in tasks:
             t.cancel()
+        await link.close()
     return "reset"

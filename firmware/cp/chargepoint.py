@@ -8,8 +8,8 @@ import time
 from cp import clock
 from log import log
 from ocpp.rpc import CallError, CallTimeout
+from version import VERSION
 
-FIRMWARE_VERSION = "0.1.0"
 BOOT_RETRY_S = 30  # when the backend gives interval 0 for Pending/Rejected: do not flood it
 
 # IEC 61851 pilot state -> OCPP connector status, until the charging logic owns the status.
@@ -93,7 +93,7 @@ class ChargePoint:
             "chargePointModel": b.model,
             "chargePointSerialNumber": b.serial,
             "chargeBoxSerialNumber": b.serial,
-            "firmwareVersion": FIRMWARE_VERSION,
+            "firmwareVersion": VERSION,
         }
 
     async def _register(self, rpc):

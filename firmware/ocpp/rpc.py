@@ -20,6 +20,7 @@ CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
 
+_COMPACT = (",", ":")  # json.dumps separators: no spaces on the wire
 MAX_ID_LEN = 36  # OCPP-J: the unique id is at most 36 characters
 
 
@@ -75,7 +76,7 @@ class Rpc:
         return "%s%x" % (self._prefix, self._counter)
 
     async def _send(self, msg):
-        text = json.dumps(msg)
+        text = json.dumps(msg, separators=_COMPACT)
         if self._log:
             self._log(">", text)
         await self.ws.send(text)
