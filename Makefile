@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: venv build test lint unit integration run bench deploy schemas clean
 
 venv: $(STAMP)
-$(STAMP): requirements.txt
-	$(PY) -m venv $(VENV)
+$(STAMP): requirements.txt tools/bootstrap_venv.py
+	$(PY) tools/bootstrap_venv.py $(VENV)
 	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
