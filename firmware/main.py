@@ -23,6 +23,7 @@ async def run(board, preset=None):
     cp.safety = safety
     board.publish(cp.snapshot)
     link = Link(cp, board, config)
+    cp.link = link
     # The safety loop is started first and never waits for the network or the flash.
     tasks = [asyncio.create_task(safety.run()), asyncio.create_task(link.run())]
     try:

@@ -137,3 +137,30 @@ def test_profile_2_refuses_plain_ws(built, csms, make_sim):
     time.sleep(2)
     assert csms.events("CP1") == [], "a TLS profile must never fall back to ws://"
     assert not sim.state()["connected"]
+
+
+def test_hex_authorization_key_is_sent_as_its_bytes(built, make_sim):
+    from csms import CsmsSimulator, key_to_password
+
+    hex_key = "4F43415F4F4354545F61646D696E5F74657374"  # OCTT TC_073's key: "OCA_OCTT_admin_test"
+    with CsmsSimulator(port=0, basic_auth={"CP1": key_to_password(hex_key)}) as server:
+        make_sim(csms=server.url, cp_id="CP1", sets={"SecurityProfile": 1, "AuthorizationKey": hex_key})
+        server.wait_for_call("CP1", "BootNotification")
+
+
+def test_new_authorization_key_reconnects_with_it(built, make_sim):
+    from csms import CsmsSimulator
+
+    new_key = "abcdefghijklmnopqrst"
+    with CsmsSimulator(port=0, basic_auth={"CP1": KEY}) as server:
+        make_sim(csms=server.url, cp_id="CP1", sets={"SecurityProfile": 1, "AuthorizationKey": KEY})
+        server.wait_for_call("CP1", "StatusNotification")
+        server.basic_auth["CP1"] = new_key
+        reply = server.call("CP1", "ChangeConfiguration", {"key": "AuthorizationKey", "value": new_key})
+        assert reply == {"status": "Accepted"}
+        server.wait_for_event("CP1", "connected", since=2, timeout=15)
+        assert server.connected("CP1") and server.connection_count("CP1") == 2
+        assert [e.kind for e in server.events("CP1")] == ["connected", "disconnected", "connected"]
+        assert server.count("CP1", "BootNotification") == 1
+        conf = server.call("CP1", "GetConfiguration", {"key": ["AuthorizationKey"]})
+        assert conf["configurationKey"] == [{"key": "AuthorizationKey", "readonly": False}], "write-only"

@@ -21,6 +21,7 @@ class ChargePoint:
         self.board = board
         self.config = config
         self.safety = safety
+        self.link = None  # set by main: handlers ask it to reconnect
         n = board.connectors
         self.registration = None  # None until the first answer, then Accepted / Pending / Rejected
         self.rpc = None  # the live connection, or None

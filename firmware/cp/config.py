@@ -37,7 +37,7 @@ KEYS = (
     ("CentralSystemURL", STR, "", RW | REBOOT, "Vendor", (0, 256), "Backend URL (ws:// or wss://)"),
     ("SecurityProfile", INT, 0, RW | REBOOT, "Security", (0, 3),
      "Security profile (0 none, 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate)"),
-    ("AuthorizationKey", STR, "", W | SECRET | REBOOT, "Security", (16, 40),
+    ("AuthorizationKey", STR, "", W | SECRET, "Security", (16, 40),
      "HTTP Basic Authentication password"),
     ("HeartbeatInterval", INT, 300, RW, "Core", _I32, "Heartbeat interval (s)"),
     ("WebSocketPingInterval", INT, 60, RW, "Core", _I32, "WebSocket ping interval (s, 0 = off)"),

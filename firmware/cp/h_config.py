@@ -22,5 +22,13 @@ async def get_configuration(cp, payload):
     return result
 
 
+# Keys whose new value is used by reconnecting at once (security white paper A01: a new
+# AuthorizationKey -> disconnect and reconnect with it), after the confirmation is sent.
+_RECONNECT_KEYS = ("AuthorizationKey",)
+
+
 async def change_configuration(cp, payload):
-    return {"status": cp.config.change(payload["key"], payload["value"])}
+    status = cp.config.change(payload["key"], payload["value"])
+    if status == "Accepted" and payload["key"] in _RECONNECT_KEYS and cp.link is not None:
+        return {"status": status}, cp.link.reconnect
+    return {"status": status}

@@ -8,6 +8,7 @@
 # TLS always verifies the backend against the CSMS root certificate on flash; a profile that
 # needs TLS never falls back to ws://.
 import asyncio
+import binascii
 import os
 import time
 
@@ -50,6 +51,19 @@ def connection_url(config):
     return base + "/" + _quote(config.get("ChargePointId"))
 
 
+def basic_password(key):
+    """The HTTP Basic password for an AuthorizationKey. OCPP-J 1.6 and the security white paper
+    set the key as hexadecimal (32-40 digits for 16-20 bytes) and the password is those bytes
+    (as OCTT 2025-11 TC_085 checks); a 16-20 character key that is not such a hex string is
+    used as it is."""
+    if 32 <= len(key) <= 40 and not len(key) % 2:
+        try:
+            return binascii.unhexlify(key)
+        except ValueError:
+            pass
+    return key
+
+
 def backoff_s(config, attempt):
     """Seconds to wait before reconnect attempt number `attempt` (0 = first retry)."""
     wait = config.get("RetryBackOffWaitMinimum") << min(attempt, config.get("RetryBackOffRepeatTimes"))
@@ -84,16 +98,17 @@ class Link:
             key = self.config.get("AuthorizationKey")
             if not key:
                 raise ConfigProblem("SecurityProfile %d needs an AuthorizationKey" % profile)
-            auth = (self.config.get("ChargePointId"), key)
+            auth = (self.config.get("ChargePointId"), basic_password(key))
         ssl_ctx = None
         if tls:
             from ocpp import tlsctx  # only TLS sites pay for it
 
             flash = self.board.flash
-            client = profile == 3
-            ssl_ctx = tlsctx.make_context(
-                flash + CA_FILE, flash + CERT_FILE if client else None, flash + KEY_FILE if client else None
-            )
+            cert, key = (flash + CERT_FILE, flash + KEY_FILE) if profile == 3 else (None, None)
+            try:
+                ssl_ctx = tlsctx.make_context(flash + CA_FILE, cert, key)
+            except tlsctx.TLSConfigError as e:
+                raise ConfigProblem(str(e))
         return auth, ssl_ctx
 
     async def run(self):
@@ -156,6 +171,10 @@ class Link:
             finally:
                 task.cancel()
 
-    async def close(self):
+    async def close(self, code=1001, reason="reset"):
         if self.ws is not None:
-            await self.ws.close(1001, "reset")
+            await self.ws.close(code, reason)
+
+    async def reconnect(self):
+        """Drop the connection so the next one uses changed credentials (AuthorizationKey)."""
+        await self.close(1000, "reconnecting")

@@ -32,7 +32,7 @@ def test_change_statuses():
     assert c.change("HeartbeatInterval", "1.5") == "Rejected"
     assert c.change("SecurityProfile", "4") == "Rejected"
     assert c.change("AuthorizationKey", "short") == "Rejected"
-    assert c.change("AuthorizationKey", "0123456789abcdef0123") == "RebootRequired"
+    assert c.change("AuthorizationKey", "0123456789abcdef0123") == "Accepted"
     assert c.change("CentralSystemURL", "ws://x/ocpp") == "RebootRequired"
 
 
