@@ -145,7 +145,7 @@ class Link:
         rpc = Rpc(ws, ACTIONS, self.cp, log.frame)
         tasks = [
             asyncio.create_task(self._keepalive(ws)),
-            asyncio.create_task(self.cp.session(rpc)),
+            asyncio.create_task(self._session(rpc, ws)),
         ]
         try:
             await rpc.run()  # returns by raising when the connection closes
@@ -157,6 +157,13 @@ class Link:
             self.ws = None
             await ws.close(1001, "")
         return time.ticks_diff(time.ticks_ms(), started)
+
+    async def _session(self, rpc, ws):
+        try:
+            await self.cp.session(rpc)
+        except Exception as e:  # a bug must not leave a connection up with nobody driving it
+            log.log("link: session failed:", repr(e))
+            await ws.close(1011, "internal error")
 
     async def _keepalive(self, ws):
         # Restarted whenever the ping settings change, so a ChangeConfiguration applies at once.
