@@ -58,6 +58,7 @@ def test_corrupt_file_falls_back_to_defaults():
 
 def test_secret_is_never_read_back():
     c = fresh()
+    assert c.get("AuthorizationKey") == ""  # not set
     c.change("AuthorizationKey", "0123456789abcdef0123")
     everything = list(c.entries())
     assert all(e[0] != "AuthorizationKey" for e in everything)
@@ -74,13 +75,40 @@ def test_entries_for_get_configuration():
 
 
 def test_booleans_accept_integers():
-    row = ("X", config.BOOL, False, config.RW, "Core", None, "x")
+    row = ["X", "bool", "false", "RW", "Core", "", "x"]
     assert config.parse(row, "true") is True
     assert config.parse(row, "1") is True
     assert config.parse(row, "FALSE") is False
     assert config.parse(row, "0") is False
     assert config.parse(row, "yes") is None
     assert config.render(row, True) == "true"
+
+
+def test_every_row_is_well_formed():
+    seen = set()
+    for name in config.names():
+        r = config.row(name)
+        assert len(r) == 7 and r[0] == name and name not in seen, r
+        seen.add(name)
+        assert r[config.TYPE] in ("int", "bool", "str", "csl"), r
+        default = r[config.DEFAULT]
+        assert default == "" or config.parse(r, default) is not None, "bad default: %s" % name
+        assert r[config.LABEL], "every key has a UI label: %s" % name
+    assert "HeartbeatInterval" in seen and len(seen) >= 13
+    assert config.row("Heartbeat") is None and config.row("a|b") is None
+
+
+def test_table_costs_little_heap():
+    import gc
+
+    gc.collect()
+    before = gc.mem_alloc()
+    c = fresh()
+    for name in config.names():
+        c.get(name)
+    gc.collect()
+    per_key = (gc.mem_alloc() - before) // len(list(config.names()))
+    assert per_key < 120, per_key
 
 
 def test_listeners_hear_changes():
