@@ -17,10 +17,10 @@ _STATUS_OF_PILOT = {"A": "Available", "B": "Preparing", "C": "Preparing", "D": "
 
 
 class ChargePoint:
-    def __init__(self, board, config, safety=None):
+    def __init__(self, board, config):
         self.board = board
         self.config = config
-        self.safety = safety
+        self.safety = None  # set by main (the safety loop reports to us: they refer to each other)
         self.link = None  # set by main: handlers ask it to reconnect
         n = board.connectors
         self.registration = None  # None until the first answer, then Accepted / Pending / Rejected
