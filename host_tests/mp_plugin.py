@@ -55,7 +55,8 @@ class MpFile(pytest.File):
         env = micropython_env(extra=[MP_DIR])
         try:
             proc = subprocess.run(cmd, capture_output=True, env=env, timeout=FILE_TIMEOUT_S, cwd=MP_DIR)
-            out, err, rc = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"), proc.returncode
+            out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+            rc = proc.returncode
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode(errors="replace")
             err, rc = f"timed out after {FILE_TIMEOUT_S}s", -1

@@ -2,8 +2,8 @@
 
 tools/sim.py runs as a subprocess. Most tests use a small test firmware (PLACEHOLDER_MAIN below,
 put ahead of build/sim through SIM_EXTRA_PATH) that runs the real safety loop, publishes a
-snapshot, counts boots in /flash and obeys cards presented at the reader (RESET, EXIT, OFFERn).
-One smoke test runs the real firmware/main.py.
+snapshot, counts boots in /flash and obeys cards presented at the reader (RESET, EXIT, CRASH,
+PRINT, RELAY, OFFERn). One smoke test runs the real firmware/main.py.
 """
 
 import hashlib
@@ -81,6 +81,12 @@ async def run(board, preset):
             return "exit"
         if tag == "CRASH":
             raise RuntimeError("test crash")
+        if tag == "PRINT":
+            print("a stray print from the firmware")  # stdout is the bus: must not confuse it
+            board.event("printed", 0, True)
+        if tag == "RELAY":
+            board.relay(1).set(True)
+            board.lock(1).set(True)
         if tag and tag.startswith("OFFER"):
             loop.offer(1, int(tag[5:]))
         await asyncio.sleep_ms(20)
@@ -219,7 +225,9 @@ def test_ready_line_and_state_fields(sim):
     assert isinstance(c["energy_wh"], int) and isinstance(c["power_w"], int)
     heap = st["heap"]
     assert isinstance(heap["free"], int) and isinstance(heap["peak"], int)
-    assert 0 < heap["peak"] < heap["size"] and heap["free"] > 0
+    assert 0 < heap["used"] <= heap["peak"] < heap["size"] and heap["free"] > 0
+    assert heap["free"] + heap["used"] == heap["size"] > 500 * 1024  # 512K less the GC's tables
+    assert 0 < heap["sim"] < 20 * 1024 and 0 < heap["platform"] < 20 * 1024, heap
     assert isinstance(st["t_ms"], int) and st["network"] is True
     assert s.ok({"cmd": "ping"})["t_ms"] >= st["t_ms"]
 
@@ -361,23 +369,40 @@ def test_flash_persists_across_runs_and_power_cuts(sim, tmp_path):
     assert (data / "flash.img").stat().st_size == 512 * 4096
 
 
-def test_reset_restarts_the_firmware_in_process(sim):
+def test_reset_restarts_the_firmware_in_a_fresh_process(sim):
     s = sim()
     port = s.port
+    old = s.child_pids()
     s.ok({"cmd": "plug", "connector": 1, "cable_amps": 32})
     s.until(lambda st: conn1(st)["cp"] == "B")
-    s.ok({"cmd": "rfid", "id_tag": "RESET"})
+    s.ok({"cmd": "rfid", "id_tag": "OFFER16"})
+    s.ok({"cmd": "ev", "connector": 1, "state": "C"})
+    s.until(lambda st: conn1(st)["cp"] == "C")
+    s.ok({"cmd": "rfid", "id_tag": "RELAY"})
+    st = s.until(lambda st: conn1(st)["relay"] and conn1(st)["locked"] and conn1(st)["current_a"] > 0)
+    assert conn1(st)["pwm_duty"] == 26.6
+    s.ok({"cmd": "rfid", "id_tag": "RESET"})  # while charging
     assert s.wait_ready(timeout=10) == port
     st = s.until(lambda st: st["registration"] == "boots=2")
     assert st["boots"] == 2
-    st = s.until(lambda st: conn1(st)["cp"] == "B")
-    assert conn1(st)["plugged"] is True  # the world kept running
-    boot_seq = [e["seq"] for e in s.events(kind="boot")][-1]
-    s.ok({"cmd": "ev", "connector": 1, "state": "C"})
-    s.until(lambda st: conn1(st)["cp"] == "C")
+    new = s.child_pids()
+    assert new and not set(new) & set(old), (old, new)  # a hardware reset clears RAM: new process
+    assert not any(alive(p) for p in old)
+    st = s.until(lambda st: conn1(st)["cp"] == "C")
+    c = conn1(st)
+    assert c["plugged"] is True and c["ev"] == "C"  # the world kept running
+    assert (c["pwm_duty"], c["relay"], c["locked"]) == (100, False, False)  # power-on outputs
+    assert c["current_a"] == 0
+    evs = s.events()
+    boot_seq = [e["seq"] for e in evs if e["kind"] == "boot"][-1]
+    # The outputs dropped when the controller reset: logged just before the new boot.
+    drops = [(e["kind"], e["value"]) for e in evs if e["seq"] < boot_seq][-3:]
+    assert sorted(drops, key=str) == sorted([("relay", False), ("pwm", 100), ("lock", False)], key=str)
+    s.ok({"cmd": "ev", "connector": 1, "state": "B"})
+    s.until(lambda st: conn1(st)["cp"] == "B")
     time.sleep(0.2)
     cps = [e["value"] for e in s.events(since=boot_seq, kind="cp")]
-    assert cps == ["B", "C"], cps  # one safety loop: the old firmware's task was cancelled
+    assert cps == ["C", "B"], cps  # one safety loop: the old firmware is gone
     s.ok({"cmd": "rfid", "id_tag": "EXIT"})
     assert s.proc.wait(5) == 0
 
@@ -387,6 +412,44 @@ def test_a_crashed_firmware_reboots(sim):
     s.ok({"cmd": "rfid", "id_tag": "CRASH"})
     assert s.wait_ready(timeout=10) == s.port
     assert s.until(lambda st: st["registration"] == "boots=2")["boots"] == 2
+
+
+def test_a_firmware_that_cannot_start_ends_the_sim(tmp_path):
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    (fw / "main.py").write_text("import no_such_module\n")
+    env = dict(os.environ, SIM_EXTRA_PATH=str(fw))
+    cmd = [sys.executable, str(SIM), "--data", str(tmp_path / "data"), "--control", "127.0.0.1:0"]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, env=env, timeout=30)
+    assert proc.returncode == 1, proc  # the child's status, after 3 quick failures
+    assert time.monotonic() - t0 < 10
+    assert b"SIM READY" not in proc.stdout
+    assert proc.stderr.count(b"no_such_module") == 3, proc.stderr.decode()
+
+
+def test_stray_prints_do_not_disturb_the_bus(sim, tmp_path):
+    s = sim()
+    s.ok({"cmd": "rfid", "id_tag": "PRINT"})
+    end = time.monotonic() + 2
+    while not s.events(kind="printed"):
+        assert time.monotonic() < end, "the event after the print did not arrive"
+        time.sleep(0.02)
+    assert s.state()["registration"] == "boots=1"
+    s.stop()
+    assert b"a stray print from the firmware" in (tmp_path / "sim.stderr").read_bytes()
+
+
+def test_event_times_are_the_boards_clock(sim):
+    s = sim()
+    t0 = s.ok({"cmd": "ping"})["t_ms"]
+    s.ok({"cmd": "plug", "connector": 1, "cable_amps": 32})
+    s.until(lambda st: conn1(st)["cp"] == "B")
+    t1 = s.ok({"cmd": "ping"})["t_ms"]
+    plug = s.events(kind="plug")[-1]
+    cp = s.events(kind="cp")[-1]
+    assert t0 <= plug["t_ms"] <= cp["t_ms"] <= t1
+    assert cp["t_ms"] - plug["t_ms"] >= 80  # the firmware's debounce (100 ms, less one loop)
 
 
 def test_sigint_is_an_orderly_shutdown(sim):

@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
 """Run the firmware on the MicroPython Unix port with the simulated board (`sim`).
 
-This is the supervisor (CPython). It prepares --data, picks the control port, converts
-certificates to DER, makes sure build/sim is up to date, and starts
-`micropython -m sim_boot DATA/sim_args.json`, which prints `SIM READY control=HOST:PORT`
-on stdout when the control socket listens and the firmware runs (and again after every
-in-process restart).
+This is the supervisor (CPython). It holds the physical world (tools/sim_world.py), the hardware
+event log and the control socket (tools/sim_control.py), and runs the firmware in a MicroPython
+child, `micropython -m sim_boot DATA/sim_args.json`, on a thin board twin (boards/sim.py) that
+talks to it over a hardware bus on the child's stdin/stdout (tools/sim_twin.py, docs/SIM.md).
+It prepares --data, converts certificates to DER, makes sure build/sim is up to date, and prints
+`SIM READY control=HOST:PORT` on stdout each time the firmware has started (first start, and
+after every restart).
 
-Signals: SIGTERM/SIGINT = orderly shutdown (the child's stdin is closed, it unmounts the
-flash and exits; killed after 5 s), exit status 0. SIGKILL of the process group = power cut.
-The child is killed by the kernel if this process dies (PR_SET_PDEATHSIG).
-The exit status is the child's when it ends by itself.
+A Reset (main.run returns "reset": the child exits with status 3) starts a fresh child with the
+same arguments, flash and control port, as a hardware reset clears RAM; the world and the event
+log carry on. A crashed child is restarted after 1 s; after 3 crashes in a row, each within 10 s
+of its start, the supervisor gives up with the child's exit status.
+
+Signals: SIGTERM/SIGINT = orderly shutdown (the child's stdin is closed: it cancels the firmware,
+unmounts the flash and exits; killed after 5 s), exit status 0. SIGKILL of the process group =
+power cut. The child is killed by the kernel if this process dies (PR_SET_PDEATHSIG).
+The exit status is 0 when the firmware ends by itself (main.run returned "exit").
 
 Test hook: the environment variable SIM_EXTRA_PATH (colon-separated directories) is put in
 front of build/sim on MICROPYPATH, so a test can substitute its own `main`.
 """
 
 import argparse
+import asyncio
 import ctypes
 import fcntl
 import json
@@ -24,26 +32,30 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sim_control import ControlServer  # noqa: E402
+from sim_twin import EXIT_RESET, TwinProcess  # noqa: E402
+from sim_world import World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MICROPYTHON = Path(sys.executable).parent / "micropython"
 BUILD = ROOT / "build" / "sim"
-DEFAULT_HEAP = "512K"  # the firmware's budget (~110 KB x 1.5 on 64 bit) + TLS + the sim's own world
+DEFAULT_HEAP = "512K"  # the firmware's budget (~110 KB x 1.5 on 64 bit) + TLS + the board twin
 FLASH_BLOCKS = 512  # 2 MiB of 4 KiB blocks
 STOP_TIMEOUT_S = 5.0
+CRASH_REBOOT_S = 1.0  # a crashed firmware reboots after this, like a watchdog would
+QUICK_CRASH_S = 10.0  # a crash this soon after the start counts towards giving up
+MAX_QUICK_CRASHES = 3
 CERT_NAMES = {"ca": "csms_root.der", "cert": "cp_cert.der", "key": "cp_key.der"}
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)  # resolved before fork: the child only calls prctl
-
-
-class Stop(Exception):
-    """Raised by the SIGTERM/SIGINT handler to leave the wait for the child."""
 
 
 def host_port(text):
@@ -93,13 +105,6 @@ def parse_args(argv=None):
     return args
 
 
-def free_port(host):
-    """A free TCP port (MicroPython sockets cannot report the port they were given)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def to_der(path, kind):
     """DER bytes of a certificate or key given as PEM or DER (the host MicroPython has no PEM)."""
     from cryptography import x509
@@ -130,7 +135,6 @@ def to_der(path, kind):
 
 def build_firmware():
     """Bring build/sim up to date; a lock keeps parallel sims from compiling over each other."""
-    sys.path.insert(0, str(ROOT / "tools"))
     import build
 
     lock_path = ROOT / "build" / ".sim-build.lock"
@@ -140,7 +144,7 @@ def build_firmware():
         build.build("sim", quiet=True)
 
 
-def prepare_data(args, data, host, port):
+def prepare_data(args, data):
     data.mkdir(parents=True, exist_ok=True)
     certs = {}
     for opt, name in CERT_NAMES.items():
@@ -153,8 +157,6 @@ def prepare_data(args, data, host, port):
         "csms": args.csms,
         "id": args.id,
         "connectors": args.connectors,
-        "control_host": host,
-        "control_port": port,
         "set": dict(args.set),
         "certs": certs,
         "data": str(data),
@@ -180,41 +182,78 @@ def _in_child():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles Ctrl-C
 
 
-def _on_signal(signum, frame):
-    raise Stop()
+def say(line):
+    try:
+        print(line, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass  # nobody reads our stdout any more: keep running
+
+
+async def supervise(args, cmd, data):
+    host, port = args.control
+    world = World(args.connectors, seed=args.seed)
+    twin = TwinProcess(world, cmd, env=child_env(), cwd=data, preexec_fn=_in_child)
+    control = ControlServer(world, twin)
+    try:
+        port = await control.start(host, port)
+    except OSError as e:
+        sys.stderr.write(f"sim: cannot listen on {host}:{port}: {e.strerror or e}\n")
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    ticker = asyncio.create_task(twin.tick())
+    stop_wait = asyncio.create_task(stopping.wait())
+    quick_crashes = 0
+    try:
+        while True:
+            run = asyncio.create_task(twin.run(lambda: say(f"SIM READY control={host}:{port}")))
+            await asyncio.wait({run, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.is_set():
+                await twin.stop(STOP_TIMEOUT_S)
+                await asyncio.wait({run}, timeout=STOP_TIMEOUT_S)
+                return 0
+            try:
+                rc = run.result()
+            except OSError as e:  # micropython missing or not executable
+                sys.stderr.write(f"sim: cannot start {cmd[0]}: {e}\n")
+                return 1
+            world.power_off()  # the controller's outputs drop with it
+            if rc == 0:
+                return 0
+            if rc == EXIT_RESET:
+                quick_crashes = 0
+                continue
+            quick = time.monotonic() - twin.started_s < QUICK_CRASH_S
+            quick_crashes = quick_crashes + 1 if quick else 1
+            if quick_crashes >= MAX_QUICK_CRASHES:
+                sys.stderr.write(
+                    f"sim: the firmware process failed {quick_crashes} times in a row (status {rc})\n"
+                )
+                return rc
+            sys.stderr.write(f"sim: the firmware process ended with status {rc}: restarting\n")
+            await asyncio.wait({stop_wait}, timeout=CRASH_REBOOT_S)
+            if stopping.is_set():
+                return 0
+    finally:
+        ticker.cancel()
+        stop_wait.cancel()
+        twin.kill()
+        await control.close()
 
 
 def run(args):
-    host, port = args.control
-    if port == 0:
-        port = free_port(host)
     temp = None
     if args.data:
         data = Path(args.data).resolve()
     else:
         temp = data = Path(tempfile.mkdtemp(prefix="evse-sim-"))
-    child = None
     try:
         build_firmware()
-        args_file = prepare_data(args, data, host, port)
+        args_file = prepare_data(args, data)
         cmd = [str(MICROPYTHON), "-X", f"heapsize={args.heap}", "-m", "sim_boot", str(args_file)]
-        child = subprocess.Popen(cmd, stdin=subprocess.PIPE, env=child_env(), cwd=data, preexec_fn=_in_child)
-        rc = child.wait()
-        return rc if rc >= 0 else 128 - rc
-    except Stop:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        if child is not None:
-            try:
-                child.stdin.close()  # the child's orderly shutdown
-            except OSError:
-                pass
-            try:
-                child.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        return 0
+        return asyncio.run(supervise(args, cmd, data))
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
@@ -222,8 +261,6 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     sys.exit(run(args))
 
 

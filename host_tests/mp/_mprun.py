@@ -1,8 +1,8 @@
 # Runs inside the MicroPython Unix port: imports one test module and runs the named tests.
 # One line per test on stdout: "@@RESULT <name> ok|fail <len>" then <len> bytes of traceback.
-import sys
-import io
 import asyncio
+import io
+import sys
 
 
 def _run(mod, name):

@@ -16,4 +16,3 @@ async def test_async_tests_run():
     import asyncio
 
     await asyncio.sleep_ms(1)
-
