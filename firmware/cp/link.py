@@ -9,6 +9,7 @@
 # needs TLS never falls back to ws://.
 import asyncio
 import binascii
+import gc
 import os
 import time
 
@@ -130,6 +131,7 @@ class Link:
         url = connection_url(self.config)
         auth, ssl_ctx = self._credentials(url)
         log.log("link: connecting to", url)
+        gc.collect()  # the old connection's buffers go before the new ones and the handshake code load
         ws = await websocket.connect(
             url,
             subprotocol="ocpp1.6",
