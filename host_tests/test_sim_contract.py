@@ -546,7 +546,6 @@ def test_bad_options_are_refused(args):
     assert proc.returncode == 2 and b"error" in proc.stderr
 
 
-@pytest.mark.skipif(not (ROOT / "firmware" / "main.py").exists(), reason="no firmware/main.py yet")
 def test_real_firmware_boots_on_the_sim(sim):
     s = sim("--csms", "ws://127.0.0.1:9/ocpp", "--id", "CP1", real_main=True)
     s.ok({"cmd": "plug", "connector": 1, "cable_amps": 32})

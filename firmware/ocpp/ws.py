@@ -284,14 +284,18 @@ class WebSocket:
         await self._abort(code, reason)
         return ConnectionClosed(code, reason)
 
+    async def _say_close(self, code, reason):
+        # Send our close frame once, bounded: a stuck peer must not hold the close up.
+        if not self._close_sent:
+            try:
+                await asyncio.wait_for_ms(self._send_close(code, reason), _CLOSE_WAIT_MS)
+            except (ConnectionClosed, asyncio.TimeoutError):
+                pass
+
     async def _fail(self, code, reason):
         # Fail the connection: say why, let the peer answer briefly, then drop the socket.
         if not self.closed:
-            if not self._close_sent:
-                try:
-                    await asyncio.wait_for_ms(self._send_close(code, reason), _CLOSE_WAIT_MS)
-                except (ConnectionClosed, asyncio.TimeoutError):
-                    pass
+            await self._say_close(code, reason)
             if not self.closed:
                 try:
                     # The stream is out of step (unread payload): discard raw bytes until EOF.
@@ -395,11 +399,7 @@ class WebSocket:
         """Close handshake: send close, wait (bounded) for the server's close, drop the socket."""
         if self.closed:
             return
-        if not self._close_sent:
-            try:
-                await asyncio.wait_for_ms(self._send_close(code, reason), _CLOSE_WAIT_MS)
-            except (ConnectionClosed, asyncio.TimeoutError):
-                pass
+        await self._say_close(code, reason)
         if not self.closed:
             try:
                 if self._reading:  # the reader task will see the answer

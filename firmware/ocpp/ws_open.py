@@ -9,7 +9,7 @@ import time
 
 from micropython import const
 
-from ocpp.ws import MAX_MESSAGE, TIMEOUT_MS, ConnectionClosed, HandshakeError, TLSError, WebSocket
+from ocpp.ws import ConnectionClosed, HandshakeError, TLSError, WebSocket
 
 _MAX_LINE = const(256)  # kept bytes of one response header line; longer lines we need fail
 _MAX_RESPONSE = const(8192)  # total size of the handshake response headers
@@ -64,21 +64,8 @@ async def _open_tcp(host, port, ssl_ctx, server_hostname):
     return reader  # MicroPython: reader and writer are one Stream
 
 
-async def connect(
-    url,
-    subprotocol="ocpp1.6",
-    auth=None,
-    ssl_ctx=None,
-    opener=None,
-    max_message=MAX_MESSAGE,
-    timeout_ms=TIMEOUT_MS,
-):
-    """Open a websocket. auth=(user, password) adds HTTP Basic authentication.
-
-    wss:// needs ssl_ctx (see tlsctx.make_context): there is no unverified fallback.
-    The whole opening (TCP, TLS, HTTP upgrade) is bounded by timeout_ms.
-    Raises HandshakeError (TLSError for TLS failures) or ValueError for a bad URL/argument.
-    """
+async def connect(url, subprotocol, auth, ssl_ctx, opener, max_message, timeout_ms):
+    # ws.connect() documents the arguments and errors.
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise ValueError("wss:// needs ssl_ctx")
