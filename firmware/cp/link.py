@@ -35,7 +35,7 @@ def _quote(text):
     # Percent-encode the ChargePointId for the URL path (RFC 3986 unreserved characters kept).
     out = []
     for ch in text:
-        if ch.isalpha() or ch.isdigit() or ch in "-._~":
+        if ord(ch) < 128 and (ch.isalpha() or ch.isdigit() or ch in "-._~"):
             out.append(ch)
         else:
             for b in ch.encode():

@@ -1,0 +1,44 @@
+# The link's pure parts: URL, Basic password, backoff.
+import os
+
+from cp import config, link
+
+PATH = "/tmp/mp_test_link.json"
+
+
+def cfg(**values):
+    try:
+        os.remove(PATH)
+    except OSError:
+        pass
+    c = config.Config(PATH)
+    for k, v in values.items():
+        assert c.change(k, str(v), by_backend=False) in ("Accepted", "RebootRequired"), k
+    return c
+
+
+def test_url_is_base_plus_percent_encoded_id():
+    c = cfg(CentralSystemURL="ws://csms.example:9000/ocpp/", ChargePointId="CP 1/\u00e9")
+    assert link.connection_url(c) == "ws://csms.example:9000/ocpp/CP%201%2F%C3%A9"
+
+
+def test_missing_url_is_a_config_problem():
+    try:
+        link.connection_url(cfg())
+        raise AssertionError("no error")
+    except link.ConfigProblem:
+        pass
+
+
+def test_basic_password_hex_or_plain():
+    assert link.basic_password("4F43415F4F4354545F61646D696E5F74657374") == b"OCA_OCTT_admin_test"
+    assert link.basic_password("0123456789abcdef0123") == "0123456789abcdef0123"  # 20 chars: plain
+    assert link.basic_password("zz" * 16) == "zz" * 16  # not hex: plain
+
+
+def test_backoff_doubles_then_stops_with_jitter():
+    c = cfg(RetryBackOffWaitMinimum=2, RetryBackOffRepeatTimes=3, RetryBackOffRandomRange=0)
+    assert [link.backoff_s(c, a) for a in range(6)] == [2, 4, 8, 16, 16, 16]
+    c.change("RetryBackOffRandomRange", "5")
+    waits = {link.backoff_s(c, 0) for _ in range(200)}
+    assert waits <= set(range(2, 8)) and len(waits) > 3, waits
