@@ -120,7 +120,9 @@ def main(argv=None):
                 break
             if words[0] == "help":
                 show("run  | charger: " + ", ".join(sorted(EV_COMMANDS)) + " (tools/evcli.py --help)")
-            if words[0] in EV_COMMANDS:
+                if console:
+                    console.execute(line)
+            elif words[0] in EV_COMMANDS:
                 show("ev   | " + ev_command(sim, words))
             elif console:
                 console.execute(line)
