@@ -36,7 +36,7 @@ async def watch():
         if snap and snap["registration"] == "Accepted":
             gc.collect()
             print("HEAP", gc.mem_alloc(), b.pilot(1).duty, snap["connectors"][1]["cp"],
-                  b.watchdog.feeds, b.watchdog.stopped_by, b.link_up())
+                  b.watchdog.feeds, b.watchdog.stopped_by, b.link_up(), ",".join(b.watchdog._names))
             return
         await asyncio.sleep_ms(50)
 
@@ -108,10 +108,11 @@ def test_board_boots_to_boot_notification(name, boards_built, tmp_path):
     assert boot["chargePointVendor"] == vendor == "MicroEVSE"
     assert boot["chargePointModel"] == model == {"esp32": "ESP32-AC1", "pico_w": "PICOW-AC1"}[name]
     assert boot["chargePointSerialNumber"] == serial
-    _, used, duty, cp, feeds, stopped_by, link = heap
+    _, used, duty, cp, feeds, stopped_by, link, watched = heap
     assert duty == "1000", "the pilot stays at steady +12 V (not offering) in state A"
     assert cp == "A", f"the safety loop classifies the fake +12 V pilot as state A, got {cp}"
     assert int(feeds) >= 1 and stopped_by == "None", "the watchdog is fed while every task is alive"
+    assert {"loop", "safety"} <= set(watched.split(",")), "the watchdog watches the safety loop"
     assert link == "True"
     assert "Traceback" not in stderr and "exception" not in stderr.lower(), stderr[-3000:]
     assert (tmp_path / "flash" / "config.json").exists(), "config persisted under board.flash"
