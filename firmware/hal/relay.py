@@ -41,9 +41,12 @@ class Relay:
 
     @property
     def feedback(self):
-        if self._fb is None:
-            return None
-        return self._fb.value() == self._fb_level
+        return _feedback(self._fb, self._fb_level)
+
+
+def _feedback(pin, level):
+    # An auxiliary contact or position switch: True/False, None when the board has none.
+    return None if pin is None else pin.value() == level
 
 
 class Lock:
@@ -111,6 +114,4 @@ class Lock:
 
     @property
     def feedback(self):
-        if self._fb is None:
-            return None
-        return self._fb.value() == self._fb_level
+        return _feedback(self._fb, self._fb_level)
