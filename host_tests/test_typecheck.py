@@ -1,0 +1,90 @@
+"""mypy over the real boards' code (boards/<port>.py, firmware/hal/) against the official
+MicroPython stubs of each port. The stubs are installed once per port into .venv/stubs/<port>/
+(pins: the `# stubs:` lines of requirements.txt). Findings listed in KNOWN are accepted for now
+(mypy cannot see the attributes a board file's subclass sets; NewType ticks): any other fails."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(sys.executable).parent.parent
+HAL = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "firmware" / "hal").glob("*.py"))
+
+# (file, message) without line numbers: reported to the lead, not fixed here.
+_TICKS = 'Incompatible types in assignment (expression has type "_TicksMs", variable has type "int")'
+KNOWN = (
+    {
+        ("firmware/hal/meter_s0.py", _TICKS + "  [assignment]"),
+        ("firmware/hal/mcu_board.py", _TICKS + "  [assignment]"),
+        ("firmware/hal/net.py", 'Unsupported operand types for & ("_TicksUs" and "int")  [operator]'),
+        ("firmware/hal/net.py", 'Need type annotation for "data"  [var-annotated]'),
+    }
+    | {
+        ("firmware/hal/net.py", f'Item "None" of "Any | None" has no attribute "{a}"  [union-attr]')
+        for a in ("disconnect", "connect", "isconnected", "status", "ifconfig")
+    }
+    | {
+        ("firmware/hal/mcu_board.py", f'"McuBoard" has no attribute "{a}"  [attr-defined]')
+        for a in ("caps", "pins", "pilot_mv_per_count", "pilot_offset_mv", "adc_atten", "pp_pullup_ohms")
+        + ("pp_vref_mv", "adc_full_mv", "hard_irq")
+    }
+)
+
+
+def _stub_dir(port):
+    pins = None
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        parts = line.split()
+        if parts[:3] == ["#", "stubs:", port]:
+            pins = parts[3:]
+    assert pins, f"no '# stubs: {port} ...' line in requirements.txt"
+    target = VENV / "stubs" / port
+    stamp = target / ".installed"
+    if not stamp.exists() or stamp.read_text() != " ".join(pins):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
+            + ["--upgrade", "--target", str(target), *pins],
+            check=True,
+            capture_output=True,
+        )
+        stamp.write_text(" ".join(pins))
+    return target
+
+
+def mypy(port, files):
+    """Errors mypy reports in our files, as (file, message) without line numbers. Errors inside
+    the stubs themselves (they have a few) are not ours and are left out."""
+    stubs = _stub_dir(port)
+    res = subprocess.run(
+        [sys.executable, "-m", "mypy", "--custom-typeshed-dir", str(stubs), "--no-incremental"]
+        + ["--check-untyped-defs", "--follow-imports=silent", "--python-version", "3.11"]
+        + ["--explicit-package-bases", "--no-error-summary", *files],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"MYPYPATH": f"{stubs}:firmware", "PATH": "/usr/bin:/bin"},
+    )
+    assert res.returncode in (0, 1), res.stderr + res.stdout
+    found = set()
+    for line in res.stdout.splitlines():
+        m = re.match(r"([^:]+):\d+: error: (.*)$", line)
+        if m and not (ROOT / m.group(1)).resolve().is_relative_to(stubs.resolve()):
+            found.add((m.group(1), m.group(2)))
+    return found
+
+
+@pytest.mark.parametrize("port", ["esp32", "pico_w"])
+def test_board_and_hal_typecheck_against_the_port_stubs(port):
+    found = mypy(port, [f"boards/{port}.py", *HAL])
+    assert found - KNOWN == set(), "new type errors:\n" + "\n".join(sorted(map(str, found - KNOWN)))
+
+
+def test_a_wrong_argument_type_is_caught(tmp_path):
+    bad = tmp_path / "bad_pwm.py"
+    bad.write_text("import machine\n\n\ndef f():\n    machine.PWM(machine.Pin(25), freq='1 kHz')\n")
+    found = mypy("esp32", [str(bad)])
+    assert any(f == str(bad) and "freq" in msg and "arg-type" in msg for f, msg in found), found
