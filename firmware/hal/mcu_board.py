@@ -18,6 +18,20 @@ class McuBoard:
     watchdog), meter ("sdm" | "s0" | None), meter_model, meter_unit, s0_pulses_per_kwh.
     Drivers are made on first use. start() -> the tasks the board needs (see docs/BOARDS.md)."""
 
+    # What a board file sets (annotations only: they cost nothing at run time).
+    name: str
+    vendor: str
+    model: str
+    pins: dict  # pin table
+    caps: dict  # connectors, fixed_cable, meter, meter_model
+    adc_full_mv: int  # ADC pin millivolts at read_u16() full scale
+    pilot_mv_per_count: float  # pilot volts per ADC count of the sense divider ...
+    pilot_offset_mv: int  # ... and the pilot voltage at count 0
+    pp_pullup_ohms: int
+    pp_vref_mv: int
+    adc_atten: int | None  # machine.ADC attenuation (ESP32), None where there is none
+    hard_irq: bool  # whether the S0 counter may use a hard IRQ
+
     def __init__(self, settings=None):
         s = dict(self.caps)
         s.update(settings or {})
