@@ -6,6 +6,7 @@
 # sntp_sync() go through it, and asyncio.open_connection then gets a numeric address (resolved
 # without DNS). The watchdog timeout must cover one resolve (docs/BOARDS.md).
 import asyncio
+import os
 import socket
 import time
 
@@ -152,7 +153,7 @@ async def sntp_query(addr, timeout_ms=2000):
     (stratum 0)."""
     pkt = bytearray(48)
     pkt[0] = 0x23  # LI 0, version 4, mode 3 (client)
-    nonce = time.ticks_us() & 0x3FFFFFFF | 1
+    nonce = int.from_bytes(os.urandom(4), "big") & 0x3FFFFFFF | 1  # unguessable: no spoofed answer
     pkt[40] = nonce >> 24
     pkt[41] = (nonce >> 16) & 0xFF
     pkt[42] = (nonce >> 8) & 0xFF
