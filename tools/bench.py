@@ -9,6 +9,8 @@ another Heartbeat. Reported:
     share, what every board holds (interpreter, asyncio, mounted littlefs) and the firmware;
   - latencies: boot to BootNotification, backend call round trip, reconnect after a CSMS
     restart, plug-in to detected pilot state B.
+  - the heap in use once each real board's configuration (ESP32, Pico W; fake hardware modules)
+    was accepted by the backend.
 Figures are for the 64-bit Unix port: a 32-bit board needs roughly 0.6x the heap.
 """
 
@@ -20,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from board_boot import boot
 from build import build
 from csms import CsmsSimulator
 from simctl import SimProcess
@@ -94,6 +97,20 @@ def smallest_heap(workdir, lo_kb, hi_kb):
     return hi_kb
 
 
+def board_heaps(workdir):
+    """Heap the firmware and board code hold at BootNotification, for each real board's
+    configuration (fake hardware modules, 512K heap; the interpreter and the fakes subtracted)."""
+    heaps = {}
+    for name in ("esp32", "pico_w"):
+        build(name, quiet=True)
+        board_dir = workdir / name
+        board_dir.mkdir()
+        with CsmsSimulator(port=0) as csms:
+            _ident, report, _stderr = boot(name, csms.url, board_dir)
+        heaps[name] = int(report[0]) - int(report[-1])  # without the interpreter and the fakes
+    return heaps
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=str(ROOT / "build" / "bench.json"), help="write the figures here")
@@ -106,6 +123,7 @@ def main(argv=None):
         raise SystemExit(f"the scenario failed at 512K: see {workdir}")
     print("bisecting the smallest heap ...", flush=True)
     figures["smallest_heapsize_kb"] = smallest_heap(workdir, 32, 512)
+    figures["board_heap_at_boot"] = board_heaps(workdir)
     heap = figures["heap"]
     rtt = figures["call_round_trip_ms"]
     report = [
@@ -114,6 +132,10 @@ def main(argv=None):
         ("  the sim twin", f"{heap['sim']} B"),
         ("  interpreter, asyncio, littlefs mount", f"{heap['platform']} B"),
         ("  firmware", f"{heap['peak'] - heap['sim'] - heap['platform']} B"),
+        *(
+            (f"{b}: firmware + board code at BootNotification", f"{h} B")
+            for b, h in figures["board_heap_at_boot"].items()
+        ),
         ("boot -> BootNotification", f"{figures['boot_to_bootnotification_ms']} ms"),
         ("backend call round trip", "median {median} ms, p95 {p95} ms".format(**rtt)),
         ("reconnect after CSMS restart", f"{figures['reconnect_after_csms_restart_ms']} ms"),
