@@ -57,4 +57,5 @@ class Board(McuBoard):
     pp_pullup_ohms = PP_PULLUP_OHMS
     pp_vref_mv = PP_VREF_MV
     adc_atten = ADC_ATTEN
+    pilot_dma = True  # ADC FIFO + rp2.DMA at 250 kS/s (hal.pilot_rp2)
     hard_irq = True  # rp2: the S0 counter may use a hard IRQ

@@ -29,7 +29,8 @@ def test_board_boots_to_boot_notification(name, boards_built, tmp_path):
     assert boot_payload["chargePointVendor"] == vendor == "MicroEVSE"
     assert boot_payload["chargePointModel"] == model == {"esp32": "ESP32-AC1", "pico_w": "PICOW-AC1"}[name]
     assert boot_payload["chargePointSerialNumber"] == serial
-    used, duty, cp, feeds, stopped_by, link, watched, base = report
+    used, duty, cp, feeds, stopped_by, link, watched, pilot_driver, base = report
+    assert pilot_driver == {"esp32": "Pilot", "pico_w": "PilotRp2"}[name], "RP2040: ADC FIFO + DMA capture"
     assert duty == "1000", "the pilot stays at steady +12 V (not offering) in state A"
     assert cp == "A", f"the safety loop classifies the fake +12 V pilot as state A, got {cp}"
     assert int(feeds) >= 1 and stopped_by == "None", "the watchdog is fed while every task is alive"

@@ -37,7 +37,8 @@ async def watch():
         if snap and snap["registration"] == "Accepted":
             gc.collect()
             print("HEAP", gc.mem_alloc(), b.pilot(1).duty, snap["connectors"][1]["cp"],
-                  b.watchdog.feeds, b.watchdog.stopped_by, b.link_up(), ",".join(b.watchdog._names), BASE)
+                  b.watchdog.feeds, b.watchdog.stopped_by, b.link_up(), ",".join(b.watchdog._names),
+                  type(b.pilot(1)).__name__, BASE)
             return
         await asyncio.sleep_ms(50)
 
@@ -70,6 +71,7 @@ def boot(name, csms_url, workdir, heap="512K", timeout_s=15):
     """Run board `name` (built in build/<name>/) until it reports being Accepted by the CSMS at
     csms_url. Returns (ident, report, stderr): ident = [serial, vendor, model], report = [heap
     in use, pilot duty, cp state, watchdog feeds, watchdog stopped_by, link up, watched sources,
+    pilot driver class,
     heap of the interpreter and the fake modules before the firmware was imported]."""
     workdir = Path(workdir)
     script = workdir / "boot.py"

@@ -31,6 +31,7 @@ class McuBoard:
     pp_vref_mv: int
     adc_atten: int | None  # machine.ADC attenuation (ESP32), None where there is none
     hard_irq: bool  # whether the S0 counter may use a hard IRQ
+    pilot_dma = False  # RP2040: capture the pilot with the ADC free-running into DMA (hal.pilot_rp2)
 
     def __init__(self, settings=None):
         s = dict(self.caps)
@@ -79,7 +80,12 @@ class McuBoard:
         def make():
             from hal.pilot import Pilot
 
-            return Pilot(
+            cls = Pilot
+            if self.pilot_dma:
+                from hal.pilot_rp2 import PilotRp2
+
+                cls = PilotRp2
+            return cls(
                 self.pins["pilot_pwm"],
                 self.pins["pilot_adc"],
                 self.pilot_mv_per_count,

@@ -129,9 +129,3 @@ class Pilot:
     def deinit(self):
         """Leave the pilot at steady +12 V (not offering); the PWM keeps driving that level."""
         self.set_duty(1000)
-
-
-# RP2040: the same burst of read_u16() calls, spread over the period by ticks_us (a read takes a
-# few us there, so the spacing, not the ADC, sets the rate). ADC FIFO + rp2.DMA capture at
-# 500 kS/s is not implemented yet; the interface would stay the same.
-PilotRp2 = Pilot

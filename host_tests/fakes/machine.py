@@ -295,3 +295,146 @@ def disable_irq():
 
 def enable_irq(state=0):
     pass
+
+
+# ---- RP2040 registers through machine.mem32 (hal/pilot_rp2.py) ------------------------------
+# The ADC block (RP2040 datasheet 4.9: CS, RESULT, FCS, FIFO, DIV at 0x4004C000 + 0/4/8/C/10) as
+# far as a free-running capture needs it; any other address is plain storage. A conversion takes
+# its value from the set_adc() source of GP26 + CS.AINSEL (the u16 reading >> 4: 12 bits), at the
+# time of its sample index: sample j of a START_MANY run is at t0 + j * (1 + INT + FRAC/256) / 48
+# us, never wall time, so captures are deterministic. Each START_MANY run starts _ADC_GAP_NS after
+# the previous one (a safety-loop period plus an odd phase step, so bursts see different phases).
+# The 4-deep FIFO is filled on demand: whenever it is enabled (FCS.EN) and the ADC runs, a reader
+# (the fake rp2.DMA through adc_dreq(), or mem32) always finds a result, because a DMA always
+# outpaces the ADC. When START_MANY is cleared, the conversions made between the DMA's last
+# transfer and the stop are modelled as a full FIFO with OVER set, which the driver must drain.
+# Test hooks: mem_log (a list, or None) records every mem32 write as (address, value);
+# adc_stalled = True makes the ADC never finish a conversion (a hardware fault).
+ADC_BASE = 0x4004C000
+_ADC_GAP_NS = 20137000
+_adc = [0, 0, 0, 0, 0]  # CS, RESULT, FCS, FIFO (unused), DIV
+_adc_fifo = [0, 0, 0, 0]
+_adc_run = [0, 0, 0]  # FIFO level, samples taken in this run, run start time ns
+_adc_clock = [0]  # start time (ns) of the last run
+mem_log = None
+adc_stalled = False
+
+
+def _adc_sample():
+    """The next conversion of the running ADC (12 bits), from its channel's source."""
+    j = _adc_run[1]
+    _adc_run[1] = j + 1
+    div = _adc[4]
+    cycles256 = ((div >> 8) & 0xFFFF) * 256 + (div & 0xFF) + 256
+    if cycles256 < 96 * 256:
+        cycles256 = 96 * 256  # a conversion takes 96 cycles: back-to-back at 500 kS/s
+    t_us = (_adc_run[2] + j * cycles256 * 1000 // (48 * 256)) // 1000
+    pin = 26 + ((_adc[0] >> 12) & 7)
+    src = _adc_sources[pin]
+    if callable(src):
+        u = src(t_us)
+    else:
+        i = _adc_pos[pin]
+        _adc_pos[pin] = i + 1 if i + 1 < len(src) else 0
+        u = src[i]
+    return u >> 4
+
+
+def _adc_running():
+    return (_adc[0] & 9) == 9 and not adc_stalled  # EN and START_MANY
+
+
+def adc_dreq():
+    """DREQ_ADC (36): FCS.DREQ_EN set and a result in the FIFO (or one on its way)."""
+    fcs = _adc[2]
+    if not fcs & 8:
+        return False
+    return _adc_run[0] > 0 or (bool(fcs & 1) and _adc_running())
+
+
+def _fifo_pop():
+    fcs = _adc[2]
+    if _adc_run[0] > 0:
+        v = _adc_fifo[0]
+        _adc_fifo[0] = _adc_fifo[1]
+        _adc_fifo[1] = _adc_fifo[2]
+        _adc_fifo[2] = _adc_fifo[3]
+        _adc_run[0] -= 1
+    elif fcs & 1 and _adc_running():
+        v = _adc_sample()
+    else:
+        _adc[2] = fcs | (1 << 10)  # UNDER
+        return 0
+    return v >> 4 if fcs & 2 else v  # SHIFT: 8-bit results
+
+
+def _adc_read(off):
+    if off == 0:
+        cs = _adc[0] & ~(1 << 8)
+        return cs if adc_stalled or not cs & 1 else cs | (1 << 8)  # READY unless stalled/off
+    if off == 8:
+        level = _adc_run[0]
+        fcs = _adc[2] & ~((0xF << 16) | (3 << 8))
+        return fcs | (level << 16) | ((1 << 8) if level == 0 else 0) | ((1 << 9) if level == 4 else 0)
+    if off == 0xC:
+        return _fifo_pop()
+    if off == 4:
+        return _adc[1]
+    if off == 0x10:
+        return _adc[4]
+    return 0
+
+
+def _adc_write(off, v):
+    if off == 0:
+        old = _adc[0]
+        _adc[0] = v & ~(1 << 10)
+        if v & 9 == 9 and old & 9 != 9:  # START_MANY on: a new run
+            _adc_clock[0] += _ADC_GAP_NS
+            _adc_run[1] = 0
+            _adc_run[2] = _adc_clock[0]
+        elif old & 9 == 9 and v & 9 != 9 and _adc[2] & 1 and not adc_stalled:
+            # stopped: what the ADC made after the DMA stopped reading fills the FIFO
+            while _adc_run[0] < 4:
+                _adc_fifo[_adc_run[0]] = _adc_sample()
+                _adc_run[0] += 1
+            _adc[2] |= 1 << 11  # OVER
+    elif off == 8:
+        keep = _adc[2] & (3 << 10) & ~v  # UNDER/OVER: write 1 to clear
+        _adc[2] = (v & 0x0F00000F) | keep
+    elif off == 0x10:
+        _adc[4] = v & 0xFFFFFF
+
+
+class _Mem32:
+    """machine.mem32: 32-bit register access by byte address."""
+
+    def __init__(self):
+        self._ram = {}
+
+    def __getitem__(self, addr):
+        off = addr - ADC_BASE
+        if 0 <= off < 0x24:
+            return _adc_read(off)
+        return self._ram.get(addr, 0)
+
+    def __setitem__(self, addr, v):
+        v &= 0xFFFFFFFF
+        if mem_log is not None:
+            mem_log.append((addr, v))
+        off = addr - ADC_BASE
+        if 0 <= off < 0x24:
+            _adc_write(off, v)
+        else:
+            self._ram[addr] = v
+
+
+mem32 = _Mem32()
+
+
+def adc_reset():
+    """Test side: the ADC block back to its reset state (all registers 0, FIFO empty)."""
+    for i in range(5):
+        _adc[i] = 0
+    _adc_run[0] = 0
+    _adc_run[1] = 0
