@@ -21,6 +21,7 @@ from ocpp.rpc import Rpc
 MAX_MESSAGE = 16384  # bytes of one incoming OCPP message; bigger -> close 1009
 HANDSHAKE_TIMEOUT_MS = 15000
 STABLE_MS = 60000  # a connection that lived this long resets the backoff
+CLOCK_WAIT_MS = 30000  # how long a TLS connect waits for the board's first time sync
 
 CA_FILE = "/certs/csms_root.der"
 CERT_FILE = "/certs/cp_cert.der"
@@ -130,6 +131,8 @@ class Link:
     async def _connect_once(self):
         url = connection_url(self.config)
         auth, ssl_ctx = self._credentials(url)
+        if ssl_ctx is not None:
+            await self.clock_ready()
         log.log("link: connecting to", url)
         gc.collect()  # the old connection's buffers go before the new ones and the handshake code load
         ws = await websocket.connect(
@@ -159,6 +162,13 @@ class Link:
             self.ws = None
             await ws.close(1001, "")
         return time.ticks_diff(time.ticks_ms(), started)
+
+    async def clock_ready(self):
+        """TLS checks certificate dates, and a board's RTC may start at 2000 or 2021: a board that
+        syncs its clock (SNTP) is given CLOCK_WAIT_MS for it before a wss:// connect."""
+        wait = getattr(self.board, "wait_clock", None)
+        if wait is not None and not await wait(CLOCK_WAIT_MS):
+            log.log("link: clock not synced yet; the server certificate's dates may not check")
 
     async def _session(self, rpc, ws):
         try:

@@ -46,6 +46,7 @@ class McuBoard:
         except OSError:
             pass  # exists
         self._drv = {}
+        self._clock_set = asyncio.Event()
         self._rfid_retry = 0
         self._events = []
         self._publish = None
@@ -237,6 +238,15 @@ class McuBoard:
         if self.watchdog is not None:
             self.watchdog.alive(name)
 
+    async def wait_clock(self, timeout_ms):
+        """True once the clock was set by SNTP (or no SNTP is configured), False after timeout_ms.
+        TLS checks certificate dates: the link waits for this before its first wss:// connect."""
+        try:
+            await asyncio.wait_for_ms(self._clock_set.wait(), timeout_ms)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
     # ---- background tasks ----
 
     def start(self):
@@ -244,10 +254,14 @@ class McuBoard:
         next to main.run): Wi-Fi supervision + SNTP, meter polling, the heartbeat (status LED and
         the watchdog's "loop" source) and the watchdog feeder."""
         tasks = [asyncio.create_task(self._heartbeat())]
+        syncing = False
         if self.wifi is not None:
             tasks.append(asyncio.create_task(self.wifi.run()))
             if self._s.get("ntp_host", "pool.ntp.org"):
                 tasks.append(asyncio.create_task(self._time_sync()))
+                syncing = True
+        if not syncing:
+            self._clock_set.set()  # nothing will set it: the RTC is what we have
         m = self.meter(1) if self._s.get("meter") == "sdm" else None
         if m is not None:
             tasks.append(asyncio.create_task(self._poll_meter(m)))
@@ -284,4 +298,5 @@ class McuBoard:
             if t is not None:
                 clock.set_utc(t)
                 self.event("ntp", 0, t)
+                self._clock_set.set()
             await asyncio.sleep(86400 if t is not None else 60)
