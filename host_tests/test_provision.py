@@ -1,6 +1,5 @@
 """tools/provision.py: the site settings and certificates a board gets, and the inputs it refuses."""
 
-import datetime
 import json
 import subprocess
 import sys
@@ -8,47 +7,31 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _pem_pair(tmp_path, name):
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    c, k = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, c, k
+def _pki(tmp_path):
+    """A test CA and a CP001 certificate (tools/csms_pki.py), as PEM files."""
+    from csms_pki import make_pki
+
+    return make_pki(tmp_path / "pki", cp_ids=("CP001",))
+
+
+def _cert(path):
+    return x509.load_pem_x509_certificate(Path(path).read_bytes())
 
 
 BASE = ["--ssid", "site", "--password", "pw", "--id", "CP001"]
 
 
 def test_profile_3_writes_settings_and_der_certificates(tmp_path):
-    ca, ca_pem, _ = _pem_pair(tmp_path, "root")
-    cp, cp_pem, cp_key = _pem_pair(tmp_path, "CP001")
+    pki = _pki(tmp_path)
+    ca_pem, cp_pem, cp_key = pki["ca"], pki["cp"]["CP001"]["cert"], pki["cp"]["CP001"]["key"]
+    ca, cp = _cert(ca_pem), _cert(cp_pem)
     out = tmp_path / "board"
     args = [*BASE, "--url", "wss://csms.example/ocpp", "--profile", "3", "--key", "0123456789abcdef0123"]
     args += ["--ca", str(ca_pem), "--cert", str(cp_pem), "--cert-key", str(cp_key), "--out", str(out)]
@@ -110,7 +93,7 @@ def test_a_file_that_is_not_a_certificate_is_refused(tmp_path, capsys):
 
 
 def test_dry_run_prints_the_files_and_the_mpremote_command(tmp_path):
-    _, ca_pem, _ = _pem_pair(tmp_path, "root")
+    ca_pem = _pki(tmp_path)["ca"]
     res = subprocess.run(
         [sys.executable, "tools/provision.py", *BASE, "--url", "wss://c/o", "--profile", "2"]
         + ["--key", "k" * 16, "--ca", str(ca_pem), "--port", "/dev/ttyUSB0", "--dry-run"],

@@ -1,6 +1,5 @@
 # hal.pilot (the real-board control pilot driver) on the fake `machine` (host_tests/fakes): a
 # synthetic 1 kHz pilot signal on the fake ADC, decoded by evse.pilot as the safety loop does.
-import gc
 import sys
 from array import array
 
@@ -10,6 +9,7 @@ import machine  # noqa: E402
 
 from evse import pilot  # noqa: E402
 from hal.pilot import Pilot, fixed_point  # noqa: E402
+from heapcheck import allocated  # noqa: E402
 
 PWM_PIN = 25
 ADC_PIN = 34
@@ -226,13 +226,10 @@ def test_burst_allocates_nothing():
     setsig(530, 6000, -12000)
     buf = array("h", bytes(200))
     p.burst(buf)  # warm-up
-    gc.collect()
-    gc.disable()
-    try:
-        before = gc.mem_alloc()
+
+    def five_bursts():
         for _ in range(5):
             p.burst(buf)
-        used = gc.mem_alloc() - before
-    finally:
-        gc.enable()
+
+    used = allocated(five_bursts)
     assert used == 0, used

@@ -1,7 +1,6 @@
 # hal.pilot_rp2 (RP2040 pilot driver: free-running ADC + rp2.DMA burst) on the fakes: machine.mem32
 # emulates the ADC registers, rp2.DMA moves the FIFO results into the driver's raw buffer, and
 # the synthetic pilot signal of test_hal_pilot is sampled at the times the ADC divider sets.
-import gc
 import sys
 from array import array
 
@@ -11,6 +10,7 @@ import machine  # noqa: E402
 import rp2  # noqa: E402
 
 from hal.pilot_rp2 import ADC_CS, ADC_DIV, ADC_FCS, ADC_FIFO, PilotRp2  # noqa: E402
+from heapcheck import allocated  # noqa: E402
 from test_hal_pilot import BURSTS, MV_PER_COUNT, OFFSET_MV, PWM_PIN, setsig, signal, states  # noqa: E402
 
 ADC_PIN = 26  # GP26 = ADC0
@@ -205,15 +205,12 @@ def test_burst_allocates_nothing():
     setsig(530, 6000, -12000)
     buf = array("h", bytes(200))
     p.burst(buf)  # warm-up: sizes the raw buffer
-    gc.collect()
-    gc.disable()
-    try:
-        before = gc.mem_alloc()
+
+    def five_bursts():
         for _ in range(5):
             p.burst(buf)
-        used = gc.mem_alloc() - before
-    finally:
-        gc.enable()
+
+    used = allocated(five_bursts)
     assert used == 0, used
     assert p.timeouts == 0
     p.deinit()

@@ -391,16 +391,7 @@ def test_hostile_deep_nesting_is_rejected_without_recursion():
     assert _error("SetChargingProfile", "req", prof)[0] == FORMATION
 
 
-def _allocated(fn):
-    # Bytes allocated by fn() with the collector off: an upper bound of its peak heap use.
-    gc.collect()
-    gc.disable()
-    try:
-        before = gc.mem_alloc()
-        fn()
-        return gc.mem_alloc() - before
-    finally:
-        gc.enable()
+from heapcheck import allocated as _allocated  # noqa: E402
 
 
 def test_valid_check_with_cached_table_allocates_nothing():
