@@ -84,11 +84,11 @@ async def run(board, preset):
         if tag == "PRINT":
             print("a stray print from the firmware")  # stdout is the bus: must not confuse it
             board.event("printed", 0, True)
-        if tag == "RELAY":
-            board.relay(1).set(True)
-            board.lock(1).set(True)
+        if tag == "RELAY":  # lock the socket: the safety loop then closes the contactor itself
+            loop.lock(1, True)
         if tag and tag.startswith("OFFER"):
             loop.offer(1, int(tag[5:]))
+            loop.allow(1, True)
         await asyncio.sleep_ms(20)
 """
 
@@ -278,7 +278,8 @@ def test_rfid_faults_network_and_events_since(sim):
     assert s.state()["network"] is False
     s.ok({"cmd": "network", "up": True})
     resp = s.ok({"cmd": "events", "since": seq0})
-    evs = resp["events"]
+    # The world's own events; the firmware's safety loop may add its ("fault", 1, "rcd") too.
+    evs = [e for e in resp["events"] if not isinstance(e["value"], str) or e["kind"] == "rfid"]
     assert [(e["kind"], e["connector"], e["value"]) for e in evs] == [
         ("rfid", 0, "TAG1"),
         ("fault", 1, {"fault": "rcd", "active": True}),
@@ -286,7 +287,7 @@ def test_rfid_faults_network_and_events_since(sim):
         ("network", 0, False),
         ("network", 0, True),
     ]
-    assert [e["seq"] for e in evs] == list(range(seq0 + 1, seq0 + 6)) and resp["seq"] == seq0 + 5
+    assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs) and resp["seq"] >= seq0 + 5
     assert all(isinstance(e["t_ms"], int) for e in evs)
     assert evs == sorted(evs, key=lambda e: e["t_ms"])
     assert s.ok({"cmd": "events", "since": resp["seq"]})["events"] == []

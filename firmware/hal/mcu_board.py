@@ -63,10 +63,12 @@ class McuBoard:
 
             self.watchdog = Watchdog(wdt_ms)
 
-    def _get(self, key, make):
+    def _get(self, key, maker):
+        # Drivers are made on first use; later calls (the safety loop's, every 20 ms) only look
+        # them up: the maker's name is a constant string, so a call allocates nothing.
         d = self._drv.get(key)
         if d is None:
-            d = self._drv[key] = make()
+            d = self._drv[key] = getattr(self, maker)()
         return d
 
     def _check(self, c):
@@ -77,103 +79,98 @@ class McuBoard:
 
     def pilot(self, c):
         self._check(c)
-
-        def make():
-            from hal.pilot import Pilot
-
-            cls = Pilot
-            if self.pilot_dma:
-                from hal.pilot_rp2 import PilotRp2
-
-                cls = PilotRp2
-            return cls(
-                self.pins["pilot_pwm"],
-                self.pins["pilot_adc"],
-                self.pilot_mv_per_count,
-                self.pilot_offset_mv,
-                atten=self.adc_atten,
-            )
-
-        return self._get("pilot", make)
+        return self._get("pilot", "_make_pilot")
 
     def proximity(self, c):
         self._check(c)
-
-        def make():
-            from hal.proximity import Proximity
-
-            return Proximity(
-                self.pins["pp_adc"],
-                self.pp_pullup_ohms,
-                self.pp_vref_mv,
-                mv_per_count=self.adc_full_mv / 65535,
-                atten=self.adc_atten,
-            )
-
-        return self._get("pp", make)
+        return self._get("pp", "_make_proximity")
 
     def relay(self, c):
         self._check(c)
-
-        def make():
-            from hal.relay import Relay
-
-            return Relay(self.pins["relay"], self.pins["relay_fb"])
-
-        return self._get("relay", make)
+        return self._get("relay", "_make_relay")
 
     def lock(self, c):
         self._check(c)
-
-        def make():
-            from hal.relay import Lock
-
-            return Lock(self.pins["lock_a"], self.pins["lock_b"], self.pins["lock_fb"])
-
-        return self._get("lock", make)
+        return self._get("lock", "_make_lock")
 
     def meter(self, c):
         """SdmMeter (read() raises OSError until board.start()'s poll task has read it) or S0Meter;
         None when the board has no meter configured."""
         self._check(c)
-        kind = self._s.get("meter")
-        if kind == "sdm":
-
-            def make():
-                from hal.meter_sdm import SdmMeter
-                from hal.modbus import ModbusRtu
-
-                uart = machine.UART(
-                    self.pins["uart"],
-                    9600,
-                    tx=machine.Pin(self.pins["uart_tx"]),
-                    rx=machine.Pin(self.pins["uart_rx"]),
-                )
-                de = machine.Pin(self.pins["rs485_de"], machine.Pin.OUT, value=0)
-                unit = self._s.get("meter_unit", 1)
-                return SdmMeter(ModbusRtu(uart, de), unit, self._s["meter_model"])
-
-        elif kind == "s0":
-
-            def make():
-                from hal.meter_s0 import S0Meter
-
-                return S0Meter(self.pins["s0"], self._s.get("s0_pulses_per_kwh", 1000), hard=self.hard_irq)
-
-        else:
+        if self._s.get("meter") not in ("sdm", "s0"):
             return None
-        return self._get("meter", make)
+        return self._get("meter", "_make_meter")
 
     def rcd_tripped(self, c):
         self._check(c)
-        return self._get("rcd", lambda: machine.Pin(self.pins["rcd_fault"], machine.Pin.IN)).value() == 1
+        return self._get("rcd", "_make_rcd").value() == 1
 
     def rcd_test(self, c, on):
         """Drive the RCD module's test winding (the self-test before each session)."""
         self._check(c)
-        self._get("rcd_test", lambda: machine.Pin(self.pins["rcd_test"], machine.Pin.OUT, value=0)).value(
-            1 if on else 0
+        self._get("rcd_test", "_make_rcd_test").value(1 if on else 0)
+
+    # ---- driver makers (first use only) ----
+
+    def _make_pilot(self):
+        from hal.pilot import Pilot
+
+        cls = Pilot
+        if self.pilot_dma:
+            from hal.pilot_rp2 import PilotRp2
+
+            cls = PilotRp2
+        return cls(
+            self.pins["pilot_pwm"],
+            self.pins["pilot_adc"],
+            self.pilot_mv_per_count,
+            self.pilot_offset_mv,
+            atten=self.adc_atten,
         )
+
+    def _make_proximity(self):
+        from hal.proximity import Proximity
+
+        return Proximity(
+            self.pins["pp_adc"],
+            self.pp_pullup_ohms,
+            self.pp_vref_mv,
+            mv_per_count=self.adc_full_mv / 65535,
+            atten=self.adc_atten,
+        )
+
+    def _make_relay(self):
+        from hal.relay import Relay
+
+        return Relay(self.pins["relay"], self.pins["relay_fb"])
+
+    def _make_lock(self):
+        from hal.relay import Lock
+
+        return Lock(self.pins["lock_a"], self.pins["lock_b"], self.pins["lock_fb"])
+
+    def _make_meter(self):
+        if self._s["meter"] == "s0":
+            from hal.meter_s0 import S0Meter
+
+            return S0Meter(self.pins["s0"], self._s.get("s0_pulses_per_kwh", 1000), hard=self.hard_irq)
+        from hal.meter_sdm import SdmMeter
+        from hal.modbus import ModbusRtu
+
+        uart = machine.UART(
+            self.pins["uart"],
+            9600,
+            tx=machine.Pin(self.pins["uart_tx"]),
+            rx=machine.Pin(self.pins["uart_rx"]),
+        )
+        de = machine.Pin(self.pins["rs485_de"], machine.Pin.OUT, value=0)
+        return SdmMeter(ModbusRtu(uart, de), self._s.get("meter_unit", 1), self._s["meter_model"])
+
+    def _make_rcd(self):
+        return machine.Pin(self.pins["rcd_fault"], machine.Pin.IN)
+
+    def _make_rcd_test(self):
+        return machine.Pin(self.pins["rcd_test"], machine.Pin.OUT, value=0)
 
     def temperature_c(self, c):
         self._check(c)

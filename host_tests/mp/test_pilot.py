@@ -241,6 +241,7 @@ def test_safety_offer_is_clamped_by_the_cable_and_applied_while_plugged():
     loop.start()
     loop.step()
     loop.offer(1, 32)
+    loop.allow(1, True)
     assert b.pilot(1).duty == pilot.NOT_OFFERING  # state A: nothing to offer to
     plug(b, 1, 20)
     steps_until(loop, lambda: loop.state(1) == "B")
@@ -267,8 +268,10 @@ def test_safety_opens_a_closed_relay_when_the_ev_leaves_c():
     loop.start()
     set_ev(b, 1, "C")
     loop.offer(1, 16)
-    steps_until(loop, lambda: loop.state(1) == "C")
-    b.relay(1).set(True)  # what the charging logic will do
+    loop.allow(1, True)  # what the charging logic does once the transaction is authorized
+    loop.lock(1, True)
+    steps_until(loop, lambda: loop.relay_closed(1))
+    assert loop.state(1) == "C"
     set_ev(b, 1, "B")
     t0 = time.ticks_us()
     loop.step()
@@ -306,6 +309,7 @@ def test_safety_latches_a_diode_fault_until_unplug():
     loop.start()
     plug(b, 1, 32)
     loop.offer(1, 16)
+    loop.allow(1, True)  # the PWM runs: its negative phase shows the diode
     steps_until(loop, lambda: loop.state(1) == "B")
     push(b, "p", 1, EV_OHMS["B"], 0, 220)  # diode fault
     loop.step()
@@ -327,10 +331,12 @@ def test_safety_step_allocates_nothing_in_steady_state():
     loop.start()
     set_ev(b, 1, "C")
     loop.offer(1, 16)
+    loop.allow(1, True)
+    loop.lock(1, True)
     for _ in range(30):
         loop.step()
         time.sleep_ms(5)
-    assert loop.state(1) == "C" and loop.state(2) == "A"
+    assert loop.state(1) == "C" and loop.state(2) == "A" and loop.relay_closed(1)
     n = 300
     gc.collect()
     gc.disable()
