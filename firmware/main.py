@@ -1,14 +1,18 @@
-# Boot: storage, configuration, safety loop, OCPP link. The same code runs on every board; the
-# board object (boards/<board>.py) brings the hardware. `run` returns "reset" when the backend
-# asked for a Reset: the caller (the board's boot code, or the sim) restarts the firmware.
+# Boot: storage, configuration, safety loop, charging, OCPP link. The same code runs on every
+# board; the board object (boards/<board>.py) brings the hardware. `run` returns "reset" when the
+# backend asked for a Reset: the caller (the board's boot code, or the sim) restarts the firmware.
 import asyncio
 
+from cp.auth import Auth
 from cp.chargepoint import ChargePoint
+from cp.charging import Charging
 from cp.config import Config
 from cp.link import Link
+from cp.txqueue import TxQueue
 from evse.safety import SafetyLoop
 from log import log
 from store import atomic
+from store.journal import Journal
 
 
 async def run(board, preset=None):
@@ -19,13 +23,20 @@ async def run(board, preset=None):
         for name in config.preset(preset):
             log("preset refused:", name)
     cp = ChargePoint(board, config)
-    safety = SafetyLoop(board, cp.on_pilot)
-    cp.safety = safety
+    cp.queue = queue = TxQueue(Journal(flash + "/journal"), config)
+    cp.auth = Auth(cp, flash + "/auth_cache.json")
+    cp.charging = charging = Charging(cp, board, config, None, cp.auth, queue)
+    # max_amps: the most a pilot can offer; the MaxCurrent key and the cable set the real limit.
+    safety = SafetyLoop(board, charging.on_pilot, max_amps=80, on_fault=charging.on_fault)
+    cp.safety = charging.safety = safety
+    queue.on_conf = charging.on_conf
+    config.on_change(charging.on_config)
+    charging.recover()  # transactions cut by a power loss: StopTransaction PowerLoss, queued
     board.publish(cp.snapshot)
     link = Link(cp, board, config)
     cp.link = link
     # The safety loop is started first and never waits for the network or the flash.
-    tasks = [asyncio.create_task(safety.run()), asyncio.create_task(link.run())]
+    tasks = [asyncio.create_task(t) for t in (safety.run(), charging.run(), link.run())]
     try:
         kind = await cp.wait_reset()
         log("reset:", kind)

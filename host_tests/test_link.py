@@ -66,7 +66,10 @@ def test_csms_that_stops_answering_is_left_and_retried(csms, make_sim):
         ("this is not json", "FormationViolation"),
         ('[2, "x1", "GetConfiguration"]', "ProtocolError"),
         ('[2, "x2", "FlyToTheMoon", {}]', "NotImplemented"),
-        ('[2, "x3", "ClearCache", {}]', "NotSupported"),
+        (
+            '[2, "x3", "GetDiagnostics", {"location": "ftp://x/"}]',
+            "NotSupported",
+        ),  # Firmware Management: not yet
         ('[2, "x4", "GetConfiguration", {"key": 5}]', "TypeConstraintViolation"),
         ('[2, "x5", "ChangeConfiguration", {"key": "HeartbeatInterval"}]', "OccurenceConstraintViolation"),
         ('[2, "x6", "Reset", {"type": "Sideways"}]', "PropertyConstraintViolation"),

@@ -5,4 +5,10 @@ ACTIONS = {
     "GetConfiguration": ("cp.h_config", "get_configuration"),
     "ChangeConfiguration": ("cp.h_config", "change_configuration"),
     "Reset": ("cp.h_reset", "reset"),
+    "RemoteStartTransaction": ("cp.h_remote", "remote_start"),
+    "RemoteStopTransaction": ("cp.h_remote", "remote_stop"),
+    "ChangeAvailability": ("cp.h_avail", "change_availability"),
+    "UnlockConnector": ("cp.h_unlock", "unlock_connector"),
+    "ClearCache": ("cp.h_cache", "clear_cache"),
+    "DataTransfer": ("cp.h_data", "data_transfer"),
 }

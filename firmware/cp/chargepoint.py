@@ -1,7 +1,9 @@
 # The charge point: registration (BootNotification), heartbeat and connector status, over
-# whatever OCPP connection the link gives it. It outlives connections: registration and the
-# last status sent survive a reconnect, so a reconnect sends no new BootNotification and only
-# the statuses that changed meanwhile (their current value).
+# whatever OCPP connection the link gives it, and the delivery of the transaction journal once
+# registered. It outlives connections: registration and the last status sent survive a
+# reconnect, so a reconnect sends no new BootNotification and only the statuses that changed
+# meanwhile (their current value). While connected every status change is reported in order,
+# except those that last less than MinimumStatusDuration.
 import asyncio
 import time
 
@@ -11,42 +13,69 @@ from ocpp.rpc import CallError, CallTimeout
 from version import VERSION
 
 BOOT_RETRY_S = 30  # when the backend gives interval 0 for Pending/Rejected: do not flood it
-
-# IEC 61851 pilot state -> OCPP connector status, until the charging logic owns the status.
-_STATUS_OF_PILOT = {"A": "Available", "B": "Preparing", "C": "Preparing", "D": "Preparing"}
+MAX_TRANSITIONS = 32  # status changes waiting to be sent; beyond, only the current ones go
 
 
 class ChargePoint:
     def __init__(self, board, config):
         self.board = board
         self.config = config
-        self.safety = None  # set by main (the safety loop reports to us: they refer to each other)
-        self.link = None  # set by main: handlers ask it to reconnect
+        # Set by main: they refer to us and to each other.
+        self.safety = None  # evse.safety.SafetyLoop
+        self.charging = None  # cp.charging.Charging
+        self.auth = None  # cp.auth.Auth
+        self.queue = None  # cp.txqueue.TxQueue
+        self.link = None  # cp.link.Link: handlers ask it to reconnect
         n = board.connectors
         self.registration = None  # None until the first answer, then Accepted / Pending / Rejected
         self.rpc = None  # the live connection, or None
-        self.status = ["Available"] * (n + 1)  # index 0 = the whole charge point
-        self.error = ["NoError"] * (n + 1)
+        # (status, errorCode, info) of each connector; index 0 = the whole charge point
+        self.status = [("Available", "NoError", None)] * (n + 1)
         self._sent = [None] * (n + 1)
+        self._transitions = []  # (connector, status tuple, ticks_ms) while connected
         self._status_changed = asyncio.Event()
         self._reset = None
         self._reset_event = asyncio.Event()
 
-    # --- hardware side -------------------------------------------------------------------------
-    def on_pilot(self, connector, state):
-        """The safety loop confirmed a new pilot state on a connector."""
-        if state in _STATUS_OF_PILOT:
-            self.set_status(connector, _STATUS_OF_PILOT[state])
-        else:  # E (short to PE) or F (fault / diode): the EV cannot be charged
-            self.set_status(connector, "Faulted", "EVCommunicationError")
-
-    def set_status(self, connector, status, error="NoError"):
-        if self.status[connector] == status and self.error[connector] == error:
+    # --- status (cp.charging decides it) --------------------------------------------------------
+    def set_status(self, connector, status, error="NoError", info=None):
+        current = (status, error, info)
+        if self.status[connector] == current:
             return
-        self.status[connector] = status
-        self.error[connector] = error
+        self.status[connector] = current
         self.board.event("status", connector, status)
+        if self.rpc is not None and self.registration == "Accepted":
+            t = self._transitions
+            if len(t) >= MAX_TRANSITIONS:
+                t.clear()  # a storm: the current statuses are sent instead
+            t.append((connector, current, time.ticks_ms()))
         self._status_changed.set()
+
+    def online(self):
+        """The connection to call the backend on, or None (not connected, or not Accepted yet)."""
+        return self.rpc if self.registration == "Accepted" else None
+
+    def send_later(self, action, payload):
+        """Send a non-transaction message if connected and registered; dropped otherwise."""
+        rpc = self.online()
+        if rpc is not None:
+            asyncio.create_task(self._send(rpc, action, payload))
+
+    async def data_transfer(self, vendor_id, message_id=None, data=None):
+        """DataTransfer to the backend: its conf payload, or None when not connected or failed."""
+        payload = {"vendorId": vendor_id}
+        if message_id is not None:
+            payload["messageId"] = message_id
+        if data is not None:
+            payload["data"] = data
+        rpc = self.online()
+        return None if rpc is None else await self._send(rpc, "DataTransfer", payload)
+
+    async def _send(self, rpc, action, payload):
+        try:
+            return await rpc.call(action, payload, self._call_timeout())
+        except Exception as e:  # CallError, CallTimeout, ConnectionClosed: not queued by design
+            log(action, "failed:", repr(e))
 
     # --- reset ---------------------------------------------------------------------------------
     def request_reset(self, kind):
@@ -60,11 +89,14 @@ class ChargePoint:
     # --- state for the sim's control socket and the local UI -----------------------------------
     def snapshot(self):
         conns = {}
+        s = self.safety
+        ch = self.charging
         for c in range(1, len(self.status)):
-            s = self.safety
+            tx = ch.tx[c] if ch else None
             conns[c] = {
-                "status": self.status[c],
-                "transaction_id": None,
+                "status": self.status[c][0],
+                "error": self.status[c][1],
+                "transaction_id": self.queue.tx_id(tx.key) if tx is not None else None,
                 "cp": s.state(c) if s else None,
                 "offered_amps": s.offered_amps(c) if s else 0,
             }
@@ -78,7 +110,10 @@ class ChargePoint:
             if self.registration != "Accepted":
                 await self._register(rpc)
             rpc.answer_calls = True
-            tasks = (asyncio.create_task(self._send_statuses(rpc)), asyncio.create_task(self._heartbeat(rpc)))
+            self._transitions = []  # after a reconnect only the current statuses are sent
+            tasks = [asyncio.create_task(self._send_statuses(rpc)), asyncio.create_task(self._heartbeat(rpc))]
+            if self.queue is not None:
+                tasks.append(asyncio.create_task(self.queue.run(rpc)))
             try:
                 await tasks[0]
             finally:
@@ -128,26 +163,39 @@ class ChargePoint:
         return self.config.get("MessageTimeout")
 
     async def _send_statuses(self, rpc):
+        t = self._transitions
         while True:
             self._status_changed.clear()
-            for c in range(len(self.status)):
-                current = (self.status[c], self.error[c])
-                if self._sent[c] == current:
+            while t:
+                c, current, at = t[0]
+                hold = self.config.get("MinimumStatusDuration") * 1000
+                wait = hold - time.ticks_diff(time.ticks_ms(), at)
+                if hold and wait > 0:
+                    await asyncio.sleep_ms(wait)
                     continue
-                payload = {
-                    "connectorId": c,
-                    "status": current[0],
-                    "errorCode": current[1],
-                    "timestamp": clock.iso(),
-                }
-                try:
-                    await rpc.call("StatusNotification", payload, self._call_timeout())
-                    self._sent[c] = current
-                except (CallError, CallTimeout) as e:
-                    log("StatusNotification failed:", e)
-                    await asyncio.sleep(5)
-                    self._status_changed.set()  # try again
-            await self._status_changed.wait()
+                t.pop(0)
+                if hold and any(x[0] == c for x in t):
+                    continue  # did not last MinimumStatusDuration
+                await self._send_status(rpc, c, current)
+            for c in range(len(self.status)):  # what changed while not connected or not queued
+                await self._send_status(rpc, c, self.status[c])
+            if not t:
+                await self._status_changed.wait()
+
+    async def _send_status(self, rpc, c, current):
+        if self._sent[c] == current:
+            return
+        payload = {"connectorId": c, "status": current[0], "errorCode": current[1], "timestamp": clock.iso()}
+        if current[2]:
+            payload["info"] = current[2]
+        while True:
+            try:
+                await rpc.call("StatusNotification", payload, self._call_timeout())
+                self._sent[c] = current
+                return
+            except (CallError, CallTimeout) as e:
+                log("StatusNotification failed:", e)
+                await asyncio.sleep(5)
 
     async def _heartbeat(self, rpc):
         # A Heartbeat goes out when no other request was sent for HeartbeatInterval seconds.

@@ -5,7 +5,8 @@
 # type:    int, bool, str, csl (comma-separated list; stored as its string)
 # access:  R (the backend reads it), W (the backend writes it), reboot (a change takes effect
 #          after a reboot), secret (write-only: never read back; AuthorizationKey)
-# check:   int "min..max"; str "minlen..maxlen"; csl the allowed items "A,B,C"; or empty
+# check:   int "min..max"; str "minlen..maxlen"; csl the allowed items "A,B,C" or "$name" for a
+#          list of _LISTS; or empty
 # The table is one string constant, not tuples: on a 64-bit port a row of tuples and string
 # objects costs ~370 bytes of heap, a line of this string ~80. A row is split when a key is
 # looked up; the typed current values are cached.
@@ -27,8 +28,51 @@ RetryBackOffRandomRange|int|10|RW|Vendor|0..3600|Reconnect: random extra wait (s
 RetryBackOffRepeatTimes|int|5|RW|Vendor|0..20|Reconnect: times the wait doubles
 NumberOfConnectors|int|1|R|Core||Number of connectors
 GetConfigurationMaxKeys|int|100|R|Core||Maximum keys in one GetConfiguration
+SupportedFeatureProfiles|str|Core|R|Core||Supported feature profiles
+SupportedFeatureProfilesMaxLength|int|6|R|Core||Maximum feature profiles
+AuthorizeRemoteTxRequests|bool|false|RW|Core||Authorize remote start requests like a card
+AuthorizationCacheEnabled|bool|true|RW|Core||Authorization cache
+LocalPreAuthorize|bool|false|RW|Core||Start at once on a valid cached card (no Authorize wait)
+LocalAuthorizeOffline|bool|true|RW|Core||Authorize from the cache while offline
+AllowOfflineTxForUnknownId|bool|false|RW|Core||Unknown cards may charge while offline
+ConnectionTimeOut|int|60|RW|Core|1..3600|Time to plug in after identification (s)
+StopTransactionOnInvalidId|bool|true|RW|Core||Stop a transaction the backend does not accept
+MaxEnergyOnInvalidId|int|0|RW|Core|0..1000000|Energy allowed before an invalid card stops (Wh)
+StopTransactionOnEVSideDisconnect|bool|true|RW|Core||Stop the transaction when the EV is unplugged
+UnlockConnectorOnEVSideDisconnect|bool|true|RW|Core||Unlock the socket when the EV is unplugged
+MinimumStatusDuration|int|0|RW|Core|0..3600|Minimum status duration before it is reported (s)
+ConnectorPhaseRotation|str|0.RST|RW|Core|0..500|Phase rotation per connector
+ConnectorPhaseRotationMaxLength|int|9|R|Core||Maximum phase rotation entries
+ResetRetries|int|1|RW|Core|0..10|Reset retries
+TransactionMessageAttempts|int|3|RW|Core|1..10|Transaction message attempts
+TransactionMessageRetryInterval|int|60|RW|Core|1..86400|Transaction message retry interval (s)
+MeterValueSampleInterval|int|60|RW|Core|0..86400|Meter value sample interval (s, 0 = off)
+MeterValuesSampledData|csl|Energy.Active.Import.Register|RW|Core|$measurand|Sampled measurands
+MeterValuesSampledDataMaxLength|int|8|R|Core||Maximum sampled measurands
+ClockAlignedDataInterval|int|0|RW|Core|0..86400|Clock-aligned data interval (s, 0 = off)
+MeterValuesAlignedData|csl|Energy.Active.Import.Register|RW|Core|$measurand|Clock-aligned measurands
+MeterValuesAlignedDataMaxLength|int|8|R|Core||Maximum clock-aligned measurands
+StopTxnSampledData|csl||RW|Core|$measurand|Sampled measurands in StopTransaction
+StopTxnSampledDataMaxLength|int|8|R|Core||Maximum StopTransaction sampled measurands
+StopTxnAlignedData|csl||RW|Core|$measurand|Clock-aligned measurands in StopTransaction
+StopTxnAlignedDataMaxLength|int|8|R|Core||Maximum StopTransaction clock-aligned measurands
+StopTransactionMaxMeterValues|int|24|R|Core||Meter values kept for StopTransaction
+MaxCurrent|int|32|RW|Vendor|6..80|Installation maximum current per connector (A)
+ChargingInStateDAllowed|bool|false|RW|Vendor||Charge EVs that need ventilation (state D)
+FreeCharging|bool|false|RW|Vendor||Charge without authorization (no transaction)
+IntegerBooleans|bool|false|RW|Vendor||Integer values for boolean configuration keys
+ReportVendorKeys|bool|true|RW|Vendor||The backend receives all configurable parameters
 """
 # fmt: on
+
+# Named item lists for csl checks (shared by several keys).
+# Measurands cp/metering.py reports on every board (a test keeps it equal to metering.MEASURANDS;
+# config does not import metering, which is not needed to read a key).
+_LISTS = {
+    "$measurand": "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,"
+    "Current.Offered,Temperature",
+}
+MAX_CSL_ITEMS = 8  # the ...MaxLength keys of the measurand lists
 
 NAME = 0
 TYPE = 1
@@ -94,8 +138,15 @@ def parse(r, text):
             return False
         return None
     if kind == "csl":
-        items = [i.strip() for i in text.split(",") if i.strip()]
-        if check and any(i not in check.split(",") for i in items):
+        items = []
+        for i in text.split(","):
+            i = i.strip()
+            if i and i not in items:  # a measurand twice would be reported twice
+                items.append(i)
+        if len(items) > MAX_CSL_ITEMS:
+            return None
+        allowed = _LISTS.get(check, check).split(",")
+        if check and any(i not in allowed for i in items):
             return None
         return ",".join(items)
     if check:
@@ -105,9 +156,11 @@ def parse(r, text):
     return text
 
 
-def render(r, value):
-    """The OCPP string form of a typed value."""
+def render(r, value, integer_booleans=False):
+    """The OCPP string form of a typed value (booleans as 1/0 for backends that want integers)."""
     if r[TYPE] == "bool":
+        if integer_booleans:
+            return "1" if value else "0"
         return "true" if value else "false"
     return str(value)
 
@@ -134,6 +187,7 @@ class Config:
             self._stored = {}
         self._cache = {}
         self._listeners = []
+        self._boot = {}  # reboot keys the backend changed: the value in force until the reboot
 
     def get(self, name):
         value = self._cache.get(name)
@@ -153,6 +207,11 @@ class Config:
         self._cache[name] = value
         return value
 
+    def boot_value(self, name):
+        """The value in force: for a key whose change needs a reboot (RebootRequired), the value
+        it had when the firmware started."""
+        return self._boot[name] if name in self._boot else self.get(name)
+
     def on_change(self, fn):
         """fn(name, value) runs after a key changed and was stored."""
         self._listeners.append(fn)
@@ -167,7 +226,10 @@ class Config:
         value = parse(r, text)
         if value is None:
             return REJECTED
-        if self.get(name) != value:
+        old = self.get(name)
+        if old != value:
+            if by_backend and _has(r, "reboot") and name not in self._boot:
+                self._boot[name] = old
             if render(r, value) == r[DEFAULT]:
                 self._stored.pop(name, None)
             else:
@@ -187,7 +249,11 @@ class Config:
         return bad
 
     def entries(self, wanted=None):
-        """Yield (name, readonly, value-or-None, known) for GetConfiguration."""
+        """Yield (name, readonly, value-or-None, known) for GetConfiguration.
+
+        Without `wanted`: every readable key; the Vendor keys only with ReportVendorKeys."""
+        ints = self.get("IntegerBooleans")
+        vendor = wanted or self.get("ReportVendorKeys")
         for name in wanted or names():
             r = row(name)
             if r is None:
@@ -195,7 +261,9 @@ class Config:
             elif _has(r, "secret"):
                 if wanted:  # known, but its value is never read back; absent from the full list
                     yield name, False, None, True
+            elif not vendor and r[PROFILE] == "Vendor":
+                continue
             elif readable(r):
-                yield name, not writable(r), render(r, self.get(name)), True
+                yield name, not writable(r), render(r, self.get(name), ints), True
             elif wanted:
                 yield name, False, None, True

@@ -1,11 +1,15 @@
-# Reset: accepted, then the firmware restarts once the confirmation is on the wire.
-# (Stopping running transactions first arrives with the transaction code.)
+# Reset (OCPP 1.6 §5.14): accepted; once the confirmation is on the wire, running transactions
+# are stopped (SoftReset / HardReset), their StopTransaction is given a moment to be delivered
+# (it stays in the journal otherwise), then the firmware restarts.
+DRAIN_MS = 5000
 
 
 async def reset(cp, payload):
     kind = payload["type"]
 
     async def restart():
+        cp.charging.stop_all(kind + "Reset")
+        await cp.queue.drain(DRAIN_MS)
         cp.request_reset(kind)
 
     return {"status": "Accepted"}, restart

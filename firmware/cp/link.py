@@ -45,12 +45,12 @@ def _quote(text):
 
 
 def connection_url(config):
-    base = config.get("CentralSystemURL")
+    base = config.boot_value("CentralSystemURL")
     if not base:
         raise ConfigProblem("CentralSystemURL is not set")
     if base.endswith("/"):
         base = base[:-1]
-    return base + "/" + _quote(config.get("ChargePointId"))
+    return base + "/" + _quote(config.boot_value("ChargePointId"))
 
 
 def basic_password(key):
@@ -89,7 +89,7 @@ class Link:
             self._ping_changed.set()
 
     def _credentials(self, url):
-        profile = self.config.get("SecurityProfile")
+        profile = self.config.boot_value("SecurityProfile")
         tls = url.startswith("wss://")
         if profile >= 2 and not tls:
             raise ConfigProblem("SecurityProfile %d needs a wss:// URL" % profile)
@@ -100,7 +100,7 @@ class Link:
             key = self.config.get("AuthorizationKey")
             if not key:
                 raise ConfigProblem("SecurityProfile %d needs an AuthorizationKey" % profile)
-            auth = (self.config.get("ChargePointId"), basic_password(key))
+            auth = (self.config.boot_value("ChargePointId"), basic_password(key))
         ssl_ctx = None
         if tls:
             from ocpp import tlsctx  # only TLS sites pay for it

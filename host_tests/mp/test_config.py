@@ -127,3 +127,29 @@ def test_preset_reports_refused_keys():
         "SecurityProfile",
     ]
     assert c.get("HeartbeatInterval") == 10
+
+
+def test_reboot_keys_keep_their_boot_value_until_the_reboot():
+    c = fresh()
+    c.change("ChargePointId", "CP-OLD", by_backend=False)  # provisioning, before the boot
+    assert c.boot_value("ChargePointId") == "CP-OLD"
+    assert c.change("ChargePointId", "CP-NEW") == "RebootRequired"
+    assert c.get("ChargePointId") == "CP-NEW"  # stored, and reported by GetConfiguration
+    assert c.boot_value("ChargePointId") == "CP-OLD"  # the link keeps using the old one
+    assert c.change("HeartbeatInterval", "11") == "Accepted"
+    assert c.boot_value("HeartbeatInterval") == 11
+    assert config.Config(PATH).boot_value("ChargePointId") == "CP-NEW"  # after the reboot
+
+
+def test_measurand_lists():
+    from cp import metering
+
+    c = fresh()
+    assert config._LISTS["$measurand"] == metering.MEASURANDS
+    assert c.change("MeterValuesSampledData", metering.MEASURANDS) == "Accepted"
+    assert c.change("MeterValuesSampledData", "Energy.Active.Import.Register,Foo") == "Rejected"
+    assert c.get("MeterValuesSampledData") == metering.MEASURANDS  # nothing changed
+    assert c.change("StopTxnSampledData", "Voltage, Voltage ,Power.Active.Import") == "Accepted"
+    assert c.get("StopTxnSampledData") == "Voltage,Power.Active.Import"
+    assert c.change("StopTxnSampledData", "") == "Accepted"
+    assert c.get("StopTxnSampledData") == ""

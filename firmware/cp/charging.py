@@ -1,0 +1,606 @@
+# Charging sessions: what happens on each connector between the safety loop (pilot, contactor,
+# faults) and the backend (transactions, meter values, status). One task runs it all:
+#   - the safety loop's callbacks only note what changed (they run inside the 20 ms loop and
+#     must not wait for flash or network); this task acts on the notes;
+#   - cards from the reader, identification waiting for a plug (ConnectionTimeOut), sampled
+#     and clock-aligned meter values, meter health and the status of every connector.
+# Transaction messages go through the journal (cp/txqueue.py) before they are sent; a running
+# transaction is mirrored in a small file per connector (TX_DIR) so that after a power cut it is
+# stopped with reason PowerLoss and its last known meter reading.
+import asyncio
+import time
+
+from cp import clock, metering
+from evse import safety as sl
+from log import log
+from store import atomic
+
+TICK_MS = 200
+TX_DIR = "/tx"
+AVAIL_FILE = "/availability.json"
+LOCK_WAIT_MS = 1500  # the lock's feedback must confirm within this (safety's LOCK_MS + margin)
+METER_CHECK_MS = 1000
+
+# Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
+# first four; the meter is watched here.
+FAULT_METER = 16
+_ERROR_OF_FAULT = (
+    (sl.FAULT_RCD, "GroundFailure"),
+    (sl.FAULT_WELD, "PowerSwitchFailure"),
+    (sl.FAULT_LOCK, "ConnectorLockFailure"),
+    (sl.FAULT_OVERTEMP, "HighTemperature"),
+    (FAULT_METER, "PowerMeterFailure"),
+)
+_PLUGGED = ("B", "C", "D")
+_PILOT_FAULT = ("E", "F")
+
+
+class Tx:
+    """A running transaction on one connector (mirrored in TX_DIR/<c>.json)."""
+
+    def __init__(self, key, tag, parent, start_s, wh0, reservation=None):
+        self.key = key  # local key: the journal seq of its StartTransaction (cp/txqueue.py)
+        self.tag = tag
+        self.parent = parent
+        self.start_s = start_s
+        self.wh0 = wh0
+        self.wh = wh0  # last meter reading, for a stop without a meter (power loss, meter fault)
+        self.t = start_s
+        self.reservation = reservation
+        self.invalid = False  # the backend did not accept the tag: energy suspended
+        self.next_sample = 0  # epoch s of the next Sample.Periodic
+        self.data = []  # transactionData (StopTxnSampledData / StopTxnAlignedData)
+
+    def to_json(self):
+        return {
+            "key": self.key,
+            "tag": self.tag,
+            "parent": self.parent,
+            "start": self.start_s,
+            "wh0": self.wh0,
+            "wh": self.wh,
+            "t": self.t,
+            "res": self.reservation,
+            "data": self.data,
+        }
+
+
+class Charging:
+    def __init__(self, cp, board, config, safety, auth, queue):
+        self.cp = cp
+        self.board = board
+        self.config = config
+        self.safety = safety
+        self.auth = auth
+        self.queue = queue
+        n = board.connectors
+        self.n = n
+        flash = board.flash
+        self._tx_dir = flash + TX_DIR
+        self._avail_path = flash + AVAIL_FILE
+        atomic.makedirs(self._tx_dir)
+        self.tx = [None] * (n + 1)
+        self.finishing = [False] * (n + 1)  # a transaction ended, the cable is still in
+        self.unlock_after_stop = [False] * (n + 1)  # unlock once the contactor is open
+        self.deauth = [None] * (n + 1)  # DeAuthorized: (tag, parent) whose card unlocks the cable
+        self.ev_gone = [False] * (
+            n + 1
+        )  # EV unplugged, transaction kept (StopTransactionOnEVSideDisconnect false)
+        self.meter_fault = [False] * (n + 1)
+        self.inoperative = atomic.read_json(self._avail_path, None) or [False] * (n + 1)
+        if len(self.inoperative) != n + 1:
+            self.inoperative = [False] * (n + 1)
+        self.pending = None  # [tag, idTagInfo, connector, deadline_ms, fixed]: identified, waiting for a plug
+        self.reader_failed = False
+        self._notes = []  # (connector, pilot state or None for a fault) from the safety loop
+        self._wake = asyncio.Event()
+        self._busy = [False] * (n + 1)  # a start is being set up on this connector
+        self._next_aligned = None
+        self._meter_check_ms = 0
+        self.reservations = None  # hook for the Reservation profile (a later issue)
+
+    # --- from the safety loop (runs inside its iteration: note and return) ----------------------
+    def on_pilot(self, c, state):
+        self._notes.append((c, state))
+        self._wake.set()
+
+    def on_fault(self, c, bit, active):
+        self._notes.append((c, None))
+        self._wake.set()
+
+    # --- boot ---------------------------------------------------------------------------------
+    def recover(self):
+        """Transactions that were running when the power went: stop them with reason PowerLoss."""
+        pending_stops = set()
+        for _, action, _, tx in self.queue.journal.records():
+            if action == "StopTransaction":
+                pending_stops.add(tx)
+        for c in range(1, self.n + 1):
+            path = self._tx_path(c)
+            saved = atomic.read_json(path, None)
+            if not isinstance(saved, dict) or "key" not in saved:
+                atomic.remove(path)
+                continue
+            if saved["key"] not in pending_stops:
+                wh = metering.energy_wh(self.board, c)
+                payload = {
+                    "idTag": saved["tag"],
+                    "meterStop": wh if wh is not None and wh >= saved["wh"] else saved["wh"],
+                    "timestamp": clock.iso(saved["t"]),
+                    "reason": "PowerLoss",
+                }
+                if saved["data"]:
+                    payload["transactionData"] = saved["data"]
+                self.queue.push("StopTransaction", payload, saved["key"])
+                log("charging: connector", c, "transaction", saved["key"], "stopped: PowerLoss")
+            atomic.remove(path)
+            self.finishing[c] = True
+
+    # --- the task -----------------------------------------------------------------------------
+    async def run(self):
+        self._apply_settings()
+        while True:
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), TICK_MS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self._tick()
+            except Exception as e:  # one bad tick must not end charging for good
+                log("charging: tick failed", repr(e))
+
+    def _apply_settings(self):
+        cfg = self.config
+        self.safety.set_max(cfg.get("MaxCurrent"))
+        self.safety.ventilation = cfg.get("ChargingInStateDAllowed")
+
+    def on_config(self, name, value):
+        if name in ("MaxCurrent", "ChargingInStateDAllowed"):
+            self._apply_settings()
+        elif name == "ClockAlignedDataInterval":
+            self._next_aligned = None
+
+    async def _tick(self):
+        notes = self._notes
+        while notes:
+            c, state = notes.pop(0)
+            if state is not None:
+                await self._on_pilot(c, state)
+        await self._read_card()
+        now_ms = time.ticks_ms()
+        p = self.pending
+        if p is not None and time.ticks_diff(now_ms, p[3]) >= 0:
+            log("charging: ConnectionTimeOut for", p[0])
+            self.pending = None
+        if time.ticks_diff(now_ms, self._meter_check_ms) >= 0:
+            self._meter_check_ms = time.ticks_add(now_ms, METER_CHECK_MS)
+            self._check_meters()
+        for c in range(1, self.n + 1):
+            self._check_faults(c)
+            self._after_stop(c)
+            tx = self.tx[c]
+            if tx is not None:
+                self._sample(c, tx)
+                self._check_invalid_energy(c, tx)
+        self._aligned()
+        self.publish_status()
+
+    # --- pilot ----------------------------------------------------------------------------------
+    async def _on_pilot(self, c, state):
+        tx = self.tx[c]
+        if state == "A":
+            self.deauth[c] = None
+            if tx is not None:
+                if self.config.get("StopTransactionOnEVSideDisconnect"):
+                    self.stop(c, "EVDisconnected")
+                    if not self.config.get("UnlockConnectorOnEVSideDisconnect"):
+                        self.unlock_after_stop[c] = False
+                else:
+                    self.ev_gone[c] = True  # the transaction goes on; the cable stays locked
+            else:
+                self.finishing[c] = False
+                self.unlock_after_stop[c] = True
+            if self.config.get("FreeCharging"):
+                self.safety.allow(c, False)
+        elif state in _PLUGGED:
+            if tx is not None:
+                self.ev_gone[c] = False
+                return
+            p = self.pending
+            if p is not None and (p[2] == c or not p[4]) and not self.finishing[c] and self.free(c):
+                self.pending = None
+                await self.start(c, p[0], p[1])
+            elif self.config.get("FreeCharging") and self.free(c):
+                self.safety.offer(c, self.config.get("MaxCurrent"))
+                self.safety.allow(c, True)
+
+    def free(self, c):
+        """Connector c may start a transaction now."""
+        return (
+            self.tx[c] is None
+            and not self._busy[c]
+            and not self.inoperative[0]
+            and not self.inoperative[c]
+            and not self.fault_bits(c)
+        )
+
+    def pending_on(self, c):
+        """An identification is waiting for a plug on connector c."""
+        p = self.pending
+        return p is not None and p[2] == c
+
+    def plugged(self, c):
+        return self.safety.state(c) in _PLUGGED
+
+    # --- cards ------------------------------------------------------------------------------------
+    async def _read_card(self):
+        try:
+            tag = self.board.rfid_read()
+            self.reader_failed = False
+        except Exception as e:
+            if not self.reader_failed:
+                log("charging: reader failed", repr(e))
+            self.reader_failed = True
+            return
+        if tag:
+            self.board.event("card", 0, tag)
+            await self.present(tag)
+
+    async def present(self, tag):
+        """A card at the reader: stop the transaction it may stop, or start one."""
+        for c in range(1, self.n + 1):
+            held = self.deauth[c]
+            if held is not None and await self.auth.may_stop(held[0], held[1], tag):
+                self.deauth[c] = None
+                self.safety.lock(c, False)
+                return
+            tx = self.tx[c]
+            if tx is not None and await self.auth.may_stop(tx.tag, tx.parent, tag):
+                self.stop(c, "Local", tag)
+                return
+        p = self.pending
+        if p is not None and p[0] == tag:  # the same card again: identification withdrawn
+            self.pending = None
+            return
+        c = self.pick_connector()
+        if c is None:
+            log("charging: card", tag, "ignored: no free connector")
+            return
+        info = await self.auth.authorize(tag)
+        if info.get("status") != "Accepted":
+            log("charging: card", tag, info.get("status"))
+            self.board.event("auth", c, info.get("status"))
+            return
+        await self.identified(c, tag, info)
+
+    def pick_connector(self):
+        """A plugged free connector first, else the first free one; None if all are busy."""
+        first = None
+        for c in range(1, self.n + 1):
+            if self.free(c):
+                if self.plugged(c) and not self.finishing[c]:
+                    return c
+                if first is None:
+                    first = c
+        return first
+
+    async def identified(self, c, tag, info, fixed=False):
+        """An accepted identification (card, or RemoteStart: `fixed` when it named the connector):
+        start now if plugged, else wait ConnectionTimeOut for a plug (on c, or on any free
+        connector when not fixed)."""
+        if self.plugged(c) and not self.finishing[c]:
+            await self.start(c, tag, info)
+        else:
+            deadline = time.ticks_add(time.ticks_ms(), self.config.get("ConnectionTimeOut") * 1000)
+            self.pending = [tag, info, c, deadline, fixed]
+        self.publish_status()
+
+    # --- transactions -----------------------------------------------------------------------------
+    async def start(self, c, tag, info, reservation=None):
+        if not self.free(c):
+            return False
+        self._busy[c] = True
+        try:
+            s = self.safety
+            s.lock(c, True)
+            deadline = time.ticks_add(time.ticks_ms(), LOCK_WAIT_MS)
+            while not s.locked(c):
+                if s.faults(c) & sl.FAULT_LOCK or time.ticks_diff(time.ticks_ms(), deadline) >= 0:
+                    log("charging: connector", c, "lock failed: no transaction")
+                    s.lock(c, False)
+                    return False
+                await asyncio.sleep_ms(50)
+            wh = self.energy(c)
+            if wh is None:
+                log("charging: connector", c, "meter unreadable: no transaction")
+                s.lock(c, False)
+                return False
+            now = clock.now()
+            payload = {"connectorId": c, "idTag": tag, "meterStart": wh, "timestamp": clock.iso(now)}
+            if reservation is not None:
+                payload["reservationId"] = reservation
+            key = self.queue.push("StartTransaction", payload)
+            tx = Tx(key, tag, info.get("parentIdTag"), now, wh, reservation)
+            interval = self.config.get("MeterValueSampleInterval")
+            tx.next_sample = now + interval if interval > 0 else 0
+            self._keep(tx, c, "Transaction.Begin", now)
+            self.tx[c] = tx
+            self.finishing[c] = False
+            self.ev_gone[c] = False
+            self._save(c)
+            s.offer(c, self.config.get("MaxCurrent"))
+            s.allow(c, True)
+            self.board.event("tx_start", c, key)
+            log("charging: connector", c, "transaction", key, "started for", tag)
+        finally:
+            self._busy[c] = False
+        self.publish_status()
+        return True
+
+    def stop(self, c, reason, tag=None):
+        """End connector c's transaction: PWM off, StopTransaction into the journal."""
+        tx = self.tx[c]
+        if tx is None:
+            return False
+        self.safety.allow(c, False)
+        wh = self.energy(c)
+        if wh is not None and wh >= tx.wh:
+            tx.wh = wh
+        now = clock.now()
+        self._keep(tx, c, "Transaction.End", now)
+        payload = {"meterStop": tx.wh, "timestamp": clock.iso(now), "reason": reason}
+        payload["idTag"] = tag or tx.tag
+        if tx.data:
+            payload["transactionData"] = tx.data
+        self.queue.push("StopTransaction", payload, tx.key)
+        atomic.remove(self._tx_path(c))  # after the Stop is journaled: see recover()
+        self.tx[c] = None
+        self.ev_gone[c] = False
+        self.finishing[c] = True  # reported even when the EV is gone; cleared once unplugged
+        if reason == "DeAuthorized":
+            self.deauth[c] = (tx.tag, tx.parent)  # the cable stays locked until that card returns
+        else:
+            self.unlock_after_stop[c] = True
+        self.board.event("tx_stop", c, reason)
+        log("charging: connector", c, "transaction", tx.key, "stopped:", reason)
+        self.publish_status()
+        return True
+
+    def stop_all(self, reason):
+        for c in range(1, self.n + 1):
+            self.stop(c, reason)
+
+    def find_tx(self, transaction_id):
+        """The connector whose transaction has this backend id, or None."""
+        for c in range(1, self.n + 1):
+            tx = self.tx[c]
+            if tx is not None and self.queue.tx_id(tx.key) == transaction_id:
+                return c
+        return None
+
+    def on_conf(self, action, payload, conf):
+        """A transaction message was confirmed (cp/txqueue.py)."""
+        info = conf.get("idTagInfo")
+        if info is None:
+            return
+        tag = payload.get("idTag")
+        if tag:
+            self.auth.update(tag, info)
+        if action != "StartTransaction":
+            return
+        c = payload["connectorId"]
+        tx = self.tx[c] if 1 <= c <= self.n else None
+        if tx is None or tx.tag != tag or info.get("status") == "Accepted":
+            return
+        log("charging: connector", c, "backend refused", tag, info.get("status"))
+        tx.parent = info.get("parentIdTag", tx.parent)
+        tx.invalid = True
+        if self.config.get("StopTransactionOnInvalidId"):
+            if self.config.get("MaxEnergyOnInvalidId") <= tx.wh - tx.wh0:
+                self.stop(c, "DeAuthorized")
+        else:
+            self.safety.allow(c, False)  # SuspendedEVSE; the transaction stays open
+        self.publish_status()
+
+    def _check_invalid_energy(self, c, tx):
+        # StopTransactionOnInvalidId with MaxEnergyOnInvalidId: charge up to that energy, then stop.
+        if tx.invalid and self.config.get("StopTransactionOnInvalidId"):
+            wh = self.energy(c)
+            if wh is None or wh - tx.wh0 >= self.config.get("MaxEnergyOnInvalidId"):
+                self.stop(c, "DeAuthorized")
+
+    def _after_stop(self, c):
+        s = self.safety
+        if self.unlock_after_stop[c] and not s.relay_closed(c):
+            self.unlock_after_stop[c] = False
+            s.lock(c, False)
+        if self.finishing[c] and not self.plugged(c):
+            self.finishing[c] = False
+
+    # --- faults -------------------------------------------------------------------------------------
+    def fault_bits(self, c):
+        return self.safety.faults(c) | (FAULT_METER if self.meter_fault[c] else 0)
+
+    def _check_meters(self):
+        for c in range(1, self.n + 1):
+            if self.board.meter(c) is None:
+                continue
+            bad = metering.energy_wh(self.board, c) is None
+            if bad != self.meter_fault[c]:
+                self.meter_fault[c] = bad
+                self.board.event("fault" if bad else "fault_clear", c, "meter")
+
+    def _check_faults(self, c):
+        if self.fault_bits(c):
+            p = self.pending
+            if p is not None and p[2] == c and p[4]:
+                self.pending = None  # a remote start for this very connector: it cannot happen
+            if self.tx[c] is not None:
+                self.stop(c, "Other")
+
+    # --- meter values -----------------------------------------------------------------------------
+    def _keep(self, tx, c, context, ts):
+        """A transactionData entry, when StopTxnSampledData asks for one."""
+        measurands = self.config.get("StopTxnSampledData")
+        if not measurands:
+            return
+        try:
+            mv = metering.meter_value(self.board, c, measurands, context, self.safety.offered_amps(c), ts)
+        except OSError:
+            return
+        self._add_data(tx, mv)
+
+    def _add_data(self, tx, mv):
+        data = tx.data
+        data.append(mv)
+        if len(data) > self.config.get("StopTransactionMaxMeterValues"):
+            # Thin the middle, keep Transaction.Begin (first) and the newest.
+            del data[1 : len(data) - 1 : 2]
+
+    def energy(self, c):
+        """The energy register of connector c's meter; 0 on a board without a meter, None when
+        the meter does not answer."""
+        if self.board.meter(c) is None:
+            return 0
+        return metering.energy_wh(self.board, c)
+
+    def _sample(self, c, tx):
+        interval = self.config.get("MeterValueSampleInterval")
+        if self.board.meter(c) is None:
+            return
+        if interval <= 0 or tx.next_sample == 0:
+            if interval > 0:
+                tx.next_sample = clock.now() + interval
+            return
+        now = clock.now()
+        if now < tx.next_sample:
+            return
+        ts = tx.next_sample
+        tx.next_sample = ts + interval
+        if tx.next_sample <= now:  # fell behind (clock jump): next one from now
+            tx.next_sample = now + interval
+        offered = self.safety.offered_amps(c)
+        try:
+            reading = self.board.meter(c).read()
+            mv = metering.meter_value(
+                self.board,
+                c,
+                self.config.get("MeterValuesSampledData"),
+                "Sample.Periodic",
+                offered,
+                ts,
+                reading,
+            )
+            stop_measurands = self.config.get("StopTxnSampledData")
+            if stop_measurands:
+                self._add_data(
+                    tx,
+                    metering.meter_value(
+                        self.board, c, stop_measurands, "Sample.Periodic", offered, ts, reading
+                    ),
+                )
+        except OSError:
+            return
+        tx.wh = reading["energy_wh"]
+        tx.t = ts
+        self.queue.push("MeterValues", {"connectorId": c, "meterValue": [mv]}, tx.key)
+        self._save(c)
+
+    def _aligned(self):
+        interval = self.config.get("ClockAlignedDataInterval")
+        if interval <= 0:
+            self._next_aligned = None
+            return
+        now = clock.now()
+        if self._next_aligned is None:
+            self._next_aligned = metering.next_aligned(now, interval)
+            return
+        if now < self._next_aligned:
+            return
+        ts = self._next_aligned
+        self._next_aligned = metering.next_aligned(now, interval)
+        measurands = self.config.get("MeterValuesAlignedData")
+        stop_measurands = self.config.get("StopTxnAlignedData")
+        for c in range(1, self.n + 1):
+            if self.board.meter(c) is None:
+                continue
+            offered = self.safety.offered_amps(c)
+            try:
+                reading = self.board.meter(c).read()
+                mv = metering.meter_value(self.board, c, measurands, "Sample.Clock", offered, ts, reading)
+            except OSError:
+                continue
+            tx = self.tx[c]
+            if tx is None:
+                self.cp.send_later("MeterValues", {"connectorId": c, "meterValue": [mv]})
+                continue
+            self.queue.push("MeterValues", {"connectorId": c, "meterValue": [mv]}, tx.key)
+            if stop_measurands:
+                self._add_data(
+                    tx,
+                    metering.meter_value(
+                        self.board, c, stop_measurands, "Sample.Clock", offered, ts, reading
+                    ),
+                )
+            tx.wh = reading["energy_wh"]
+            tx.t = ts
+            self._save(c)
+
+    # --- availability -----------------------------------------------------------------------------
+    def set_available(self, c, operative):
+        """ChangeAvailability: "Accepted", or "Scheduled" while a transaction runs (it applies when
+        the transaction ends: the status is derived from both)."""
+        self.inoperative[c] = not operative
+        atomic.write_json(self._avail_path, self.inoperative)
+        busy = any(self.tx[i] is not None for i in range(1, self.n + 1)) if c == 0 else self.tx[c] is not None
+        if not operative and self.pending is not None and (c == 0 or self.pending[2] == c):
+            self.pending = None
+        self.publish_status()
+        return "Scheduled" if busy and not operative else "Accepted"
+
+    # --- status -----------------------------------------------------------------------------------
+    def status_of(self, c):
+        """(status, errorCode, info) of connector c (0: the charge point)."""
+        if c == 0:
+            error = "ReaderFailure" if self.reader_failed else "NoError"
+            return ("Unavailable" if self.inoperative[0] else "Available"), error, None
+        bits = self.fault_bits(c)
+        if bits:
+            for bit, code in _ERROR_OF_FAULT:
+                if bits & bit:
+                    return "Faulted", code, None
+        pilot = self.safety.state(c)
+        warn = "EVCommunicationError" if pilot in _PILOT_FAULT else "NoError"
+        tx = self.tx[c]
+        if tx is not None:
+            if self.ev_gone[c] or pilot == "A":
+                return "SuspendedEV", "NoError", "EV side disconnected"
+            if self.safety.offered_amps(c) == 0:  # refused tag, limit below 6 A, not allowed
+                return "SuspendedEVSE", warn, None
+            if pilot == "B":  # offered, but the EV does not ask for energy
+                return "SuspendedEV", warn, None
+            return "Charging", warn, None  # C/D with the PWM on: the contactor closes within ~0.1 s
+        if self.inoperative[0] or self.inoperative[c]:
+            return "Unavailable", "NoError", None
+        if self.finishing[c]:
+            return "Finishing", warn, None
+        r = self.reservations
+        if r is not None and r.reserved(c):
+            return "Reserved", warn, None
+        p = self.pending
+        if pilot in _PLUGGED or pilot in _PILOT_FAULT or (p is not None and p[2] == c):
+            return "Preparing", warn, None
+        return "Available", warn, None
+
+    def publish_status(self):
+        for c in range(self.n + 1):
+            status, error, info = self.status_of(c)
+            self.cp.set_status(c, status, error, info)
+
+    # --- persistence ------------------------------------------------------------------------------
+    def _tx_path(self, c):
+        return "%s/%d.json" % (self._tx_dir, c)
+
+    def _save(self, c):
+        atomic.write_json(self._tx_path(c), self.tx[c].to_json())

@@ -1,0 +1,42 @@
+# RemoteStartTransaction / RemoteStopTransaction (OCPP 1.6 §5.11, §5.12).
+from log import log
+
+
+async def remote_start(cp, payload):
+    ch = cp.charging
+    c = payload.get("connectorId")
+    profile = payload.get("chargingProfile")
+    if cp.registration != "Accepted":
+        return {"status": "Rejected"}  # Pending: remote start is not allowed (§4.2)
+    if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
+        return {"status": "Rejected"}
+    if c is None:
+        c = ch.pick_connector()
+    if c is None or c < 1 or c > ch.n or not ch.free(c) or ch.pending_on(c):
+        return {"status": "Rejected"}
+    tag = payload["idTag"]
+    fixed = "connectorId" in payload
+
+    async def begin():
+        info = {"status": "Accepted"}
+        if cp.config.get("AuthorizeRemoteTxRequests"):
+            info = await cp.auth.authorize(tag)
+            if info.get("status") != "Accepted":
+                log("remote start: idTag", tag, info.get("status"))
+                return
+        if ch.free(c):
+            await ch.identified(c, tag, info, fixed)
+
+    return {"status": "Accepted"}, begin
+
+
+async def remote_stop(cp, payload):
+    ch = cp.charging
+    c = ch.find_tx(payload["transactionId"])
+    if c is None:
+        return {"status": "Rejected"}
+
+    async def end():
+        ch.stop(c, "Remote")
+
+    return {"status": "Accepted"}, end

@@ -1,0 +1,123 @@
+"""A complete charging session on the simulated charger, as `make bench` and the heap test run it.
+
+boot -> plug -> card (Authorize) -> charge with MeterValues every second -> card stop -> unplug
+-> network down -> the same card starts and stops a session offline (cache) -> network up ->
+the queued StartTransaction, MeterValues and StopTransaction are delivered, the Stop carrying
+the id the backend gave the Start.
+
+`session()` returns the figures, or raises AssertionError / TimeoutError saying what failed.
+`contactor_latencies()` measures pilot C->B to contactor open from the hardware event log while
+the backend keeps the charger busy.
+"""
+
+import statistics
+import time
+
+from csms import CsmsSimulator
+from simctl import SimProcess
+
+CP = "BENCH"
+SETS = {
+    "RetryBackOffWaitMinimum": 1,
+    "RetryBackOffRandomRange": 0,
+    "RetryBackOffRepeatTimes": 1,
+    "MeterValueSampleInterval": 1,
+    "WebSocketPingInterval": 1,
+    "WebSocketPongTimeout": 1,
+}
+
+
+def _conn(state):
+    return state["connectors"][0]
+
+
+def _charge(sim, tag):
+    sim.ok({"cmd": "plug", "connector": 1, "cable_amps": 32})
+    sim.ok({"cmd": "ev", "connector": 1, "state": "C"})
+    sim.ok({"cmd": "rfid", "id_tag": tag})
+    sim.wait_state(lambda s: _conn(s)["relay"], timeout=10, what="contactor closed")
+
+
+def _stop(sim, tag):
+    sim.ok({"cmd": "rfid", "id_tag": tag})
+    sim.wait_state(
+        lambda s: _conn(s)["transaction_id"] is None and _conn(s)["pwm_duty"] == 100, 10, "stopped"
+    )
+    sim.ok({"cmd": "unplug", "connector": 1})
+
+
+def session(heap, workdir, log_name="session"):
+    """Run the session at `heap`; returns {"heap": state.heap, "boot_ms": ...}."""
+    with CsmsSimulator(port=0) as csms:
+        csms.boot_interval = 2
+        sim = SimProcess(workdir / f"data-{log_name}-{heap}", csms=csms.url, cp_id=CP, heap=heap, sets=SETS,
+                         log_path=workdir / f"{log_name}-{heap}.log")  # fmt: skip
+        try:
+            t0 = time.monotonic()
+            sim.start(timeout=20)
+            csms.wait_for_call(CP, "BootNotification", timeout=10)
+            boot_ms = round((time.monotonic() - t0) * 1000)
+            csms.wait_for_call(CP, "Heartbeat", timeout=10)
+            # online session
+            _charge(sim, "TAG1")
+            assert csms.wait_for_call(CP, "Authorize")["idTag"] == "TAG1"
+            csms.wait_for_call(CP, "StartTransaction")
+            for _ in range(2):
+                csms.wait_for_call(CP, "MeterValues", timeout=5)
+            _stop(sim, "TAG1")
+            assert csms.wait_for_call(CP, "StopTransaction")["transactionId"] == 1
+            # offline session, replayed on reconnect
+            sim.ok({"cmd": "network", "up": False})
+            sim.wait_state(lambda s: not s["connected"], timeout=20, what="offline")
+            _charge(sim, "TAG1")
+            time.sleep(2)  # MeterValues pile up in the journal
+            _stop(sim, "TAG1")
+            sim.ok({"cmd": "network", "up": True})
+            start = csms.wait_for_call(CP, "StartTransaction", timeout=20)
+            stop = csms.wait_for_call(CP, "StopTransaction", timeout=20)
+            assert start["idTag"] == "TAG1" and stop["transactionId"] == 2, stop
+            heap_state = sim.state()["heap"]
+            log = sim.log_path.read_text(errors="replace")
+            assert "MemoryError" not in log, "MemoryError in the firmware log"
+            assert sim.state()["boots"] == 1, "the firmware restarted"
+            assert csms.count(CP, "BootNotification") == 1
+            assert csms.violations == [], csms.violations
+            return {"heap": heap_state, "boot_ms": boot_ms}
+        finally:
+            sim.close()
+
+
+def contactor_latencies(workdir, cycles=10):
+    """Pilot C->B to contactor open (ms, from the hardware event log) while the backend reads the
+    whole configuration or the link is reconnecting."""
+    with CsmsSimulator(port=0) as csms:
+        sets = {**SETS, "FreeCharging": "true"}
+        sim = SimProcess(workdir / "data-latency", csms=csms.url, cp_id=CP, sets=sets,
+                         log_path=workdir / "latency.log")  # fmt: skip
+        try:
+            sim.start(timeout=20)
+            csms.wait_for_call(CP, "StatusNotification", timeout=10)
+            sim.ok({"cmd": "plug", "connector": 1, "cable_amps": 32})
+            lat = []
+            for i in range(cycles):
+                sim.ok({"cmd": "ev", "connector": 1, "state": "C"})
+                sim.wait_state(lambda s: _conn(s)["relay"], timeout=10, what="contactor closed")
+                time.sleep(0.2)
+                if i % 2:
+                    pending = [csms.call_async(CP, "GetConfiguration", {}) for _ in range(3)]
+                else:
+                    csms.disconnect(CP)  # the link reconnects meanwhile
+                    pending = []
+                since = sim.events(0)[-1]["seq"] if sim.events(0) else 0
+                sim.ok({"cmd": "ev", "connector": 1, "state": "B"})
+                sim.wait_state(lambda s: not _conn(s)["relay"], timeout=10, what="contactor open")
+                evs = sim.events(since)
+                t_b = next(e["t_ms"] for e in evs if e["kind"] == "ev" and e["value"] == "B")
+                t_open = next(e["t_ms"] for e in evs if e["kind"] == "relay" and e["value"] is False)
+                lat.append(t_open - t_b)
+                for p in pending:
+                    p.result(timeout=10)
+                csms.wait_for_connection(CP, timeout=20)
+            return {"median": statistics.median(lat), "max": max(lat), "samples": len(lat)}
+        finally:
+            sim.close()
