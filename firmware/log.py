@@ -17,4 +17,6 @@ def log(*parts):
 
 def frame(direction, text):
     if frames:
-        _out.write("%d fw %s %s\n" % (time.ticks_ms(), direction, text[:2000]))
+        _out.write("%d fw %s " % (time.ticks_ms(), direction))
+        _out.write(text if len(text) <= 2000 else text[:2000])  # no copy of a normal frame
+        _out.write("\n")

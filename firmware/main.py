@@ -3,7 +3,7 @@
 # backend asked for a Reset: the caller (the board's boot code, or the sim) restarts the firmware.
 import asyncio
 
-from cp.auth import Auth
+import lazy
 from cp.chargepoint import ChargePoint
 from cp.charging import Charging
 from cp.config import Config
@@ -16,6 +16,7 @@ from store.journal import Journal
 
 
 async def run(board, preset=None):
+    Link.reserve()  # the largest block the firmware needs, taken first
     flash = board.flash
     atomic.clean_temp(flash)
     config = Config(flash + "/config.json", {"NumberOfConnectors": board.connectors})
@@ -24,14 +25,13 @@ async def run(board, preset=None):
             log("preset refused:", name)
     cp = ChargePoint(board, config)
     cp.queue = queue = TxQueue(Journal(flash + "/journal"), config)
-    cp.auth = Auth(cp, flash + "/auth_cache.json")
-    cp.charging = charging = Charging(cp, board, config, None, cp.auth, queue)
+    cp.charging = charging = Charging(cp, board, config, None, queue)
     # max_amps: the most a pilot can offer; the MaxCurrent key and the cable set the real limit.
     safety = SafetyLoop(board, charging.on_pilot, max_amps=80, on_fault=charging.on_fault)
     cp.safety = charging.safety = safety
     queue.on_conf = charging.on_conf
     config.on_change(charging.on_config)
-    charging.recover()  # transactions cut by a power loss: StopTransaction PowerLoss, queued
+    lazy.load("cp.power_loss").recover(charging)  # transactions cut by a power loss: stopped
     board.publish(cp.snapshot)
     link = Link(cp, board, config)
     cp.link = link

@@ -63,7 +63,8 @@ class Auth:
     def __init__(self, cp, path):
         self._cp = cp
         self._path = path
-        self.local_list = None  # the Local Authorization List: get(id_tag) -> idTagInfo or None
+        # the Local Authorization List: get(id_tag) -> idTagInfo or None (the charge point's)
+        self.local_list = getattr(cp, "local_list", None)
         self._cache = {}
         self._age = 0
         self._load()

@@ -7,12 +7,12 @@
 import asyncio
 import time
 
+import lazy
 from cp import clock
 from log import log
 from ocpp.rpc import CallError, CallTimeout
-from version import VERSION
 
-BOOT_RETRY_S = 30  # when the backend gives interval 0 for Pending/Rejected: do not flood it
+AUTH_CACHE = "/auth_cache.json"
 MAX_TRANSITIONS = 32  # status changes waiting to be sent; beyond, only the current ones go
 
 
@@ -23,7 +23,7 @@ class ChargePoint:
         # Set by main: they refer to us and to each other.
         self.safety = None  # evse.safety.SafetyLoop
         self.charging = None  # cp.charging.Charging
-        self.auth = None  # cp.auth.Auth
+        self.local_list = None  # the Local Authorization List (a later issue), for Auth
         self.queue = None  # cp.txqueue.TxQueue
         self.link = None  # cp.link.Link: handlers ask it to reconnect
         n = board.connectors
@@ -51,6 +51,11 @@ class ChargePoint:
             t.append((connector, current, time.ticks_ms()))
         self._status_changed.set()
 
+    def auth(self):
+        """Authorization (cp/auth.py), loaded for this use: cards and remote starts are rare next
+        to the RAM the module would hold; the cache lives on flash."""
+        return lazy.load("cp.auth").Auth(self, self.board.flash + AUTH_CACHE)
+
     def online(self):
         """The connection to call the backend on, or None (not connected, or not Accepted yet)."""
         return self.rpc if self.registration == "Accepted" else None
@@ -73,7 +78,7 @@ class ChargePoint:
 
     async def _send(self, rpc, action, payload):
         try:
-            return await rpc.call(action, payload, self._call_timeout())
+            return await rpc.call(action, payload, self.call_timeout())
         except Exception as e:  # CallError, CallTimeout, ConnectionClosed: not queued by design
             log(action, "failed:", repr(e))
 
@@ -108,7 +113,7 @@ class ChargePoint:
         self.rpc = rpc
         try:
             if self.registration != "Accepted":
-                await self._register(rpc)
+                await lazy.load("cp.boot").register(self, rpc)
             rpc.answer_calls = True
             self._transitions = []  # after a reconnect only the current statuses are sent
             tasks = [asyncio.create_task(self._send_statuses(rpc)), asyncio.create_task(self._heartbeat(rpc))]
@@ -122,44 +127,16 @@ class ChargePoint:
         finally:
             self.rpc = None
 
-    def _boot_payload(self):
-        b = self.board
-        return {
-            "chargePointVendor": b.vendor,
-            "chargePointModel": b.model,
-            "chargePointSerialNumber": b.serial,
-            "chargeBoxSerialNumber": b.serial,
-            "firmwareVersion": VERSION,
-        }
+    def report_all(self):
+        """Report every connector's status again (after BootNotification Accepted)."""
+        self._sent = [None] * len(self._sent)
 
-    async def _register(self, rpc):
-        # Nothing but BootNotification is sent until Accepted. While Pending the backend's calls
-        # are answered; while Rejected they are not (OCPP 1.6 section 4.2).
-        while True:
-            try:
-                conf = await rpc.call("BootNotification", self._boot_payload(), self._call_timeout())
-            except (CallError, CallTimeout) as e:
-                log("BootNotification failed:", e)
-                await asyncio.sleep(BOOT_RETRY_S)
-                continue
-            self.registration = conf["status"]
-            self._set_clock(conf)
-            interval = conf["interval"]
-            log("registration", self.registration, "interval", interval)
-            if self.registration == "Accepted":
-                if interval > 0:
-                    self.config.change("HeartbeatInterval", str(interval), by_backend=False)
-                self._sent = [None] * len(self._sent)  # a fresh boot reports every connector
-                return
-            rpc.answer_calls = self.registration != "Rejected"
-            await asyncio.sleep(interval if interval > 0 else BOOT_RETRY_S)
-
-    def _set_clock(self, conf):
+    def set_clock(self, conf):
         t = clock.parse_iso(conf.get("currentTime", ""))
         if t is not None:
             clock.set_utc(t)
 
-    def _call_timeout(self):
+    def call_timeout(self):
         return self.config.get("MessageTimeout")
 
     async def _send_statuses(self, rpc):
@@ -190,7 +167,7 @@ class ChargePoint:
             payload["info"] = current[2]
         while True:
             try:
-                await rpc.call("StatusNotification", payload, self._call_timeout())
+                await rpc.call("StatusNotification", payload, self.call_timeout())
                 self._sent[c] = current
                 return
             except (CallError, CallTimeout) as e:
@@ -209,6 +186,6 @@ class ChargePoint:
                 await asyncio.sleep_ms(min(interval_ms - idle, 1000))
                 continue
             try:
-                self._set_clock(await rpc.call("Heartbeat", {}, self._call_timeout()))
+                self.set_clock(await rpc.call("Heartbeat", {}, self.call_timeout()))
             except (CallError, CallTimeout) as e:
                 log("Heartbeat failed:", e)

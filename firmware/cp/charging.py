@@ -10,6 +10,7 @@
 import asyncio
 import time
 
+import lazy
 from cp import clock, metering
 from evse import safety as sl
 from log import log
@@ -39,45 +40,33 @@ class Tx:
     """A running transaction on one connector (mirrored in TX_DIR/<c>.json)."""
 
     def __init__(self, key, tag, parent, start_s, wh0, reservation=None):
+        # Saved as they are (__dict__) in TX_DIR/<c>.json: cp/power_loss.py reads key, tag, wh,
+        # t and data.
         self.key = key  # local key: the journal seq of its StartTransaction (cp/txqueue.py)
         self.tag = tag
         self.parent = parent
         self.start_s = start_s
         self.wh0 = wh0
         self.wh = wh0  # last meter reading, for a stop without a meter (power loss, meter fault)
-        self.t = start_s
+        self.t = start_s  # when wh was read
         self.reservation = reservation
         self.invalid = False  # the backend did not accept the tag: energy suspended
         self.next_sample = 0  # epoch s of the next Sample.Periodic
         self.data = []  # transactionData (StopTxnSampledData / StopTxnAlignedData)
 
-    def to_json(self):
-        return {
-            "key": self.key,
-            "tag": self.tag,
-            "parent": self.parent,
-            "start": self.start_s,
-            "wh0": self.wh0,
-            "wh": self.wh,
-            "t": self.t,
-            "res": self.reservation,
-            "data": self.data,
-        }
-
 
 class Charging:
-    def __init__(self, cp, board, config, safety, auth, queue):
+    def __init__(self, cp, board, config, safety, queue):
         self.cp = cp
         self.board = board
         self.config = config
         self.safety = safety
-        self.auth = auth
         self.queue = queue
         n = board.connectors
         self.n = n
         flash = board.flash
         self._tx_dir = flash + TX_DIR
-        self._avail_path = flash + AVAIL_FILE
+        self.avail_path = flash + AVAIL_FILE
         atomic.makedirs(self._tx_dir)
         self.tx = [None] * (n + 1)
         self.finishing = [False] * (n + 1)  # a transaction ended, the cable is still in
@@ -87,10 +76,12 @@ class Charging:
             n + 1
         )  # EV unplugged, transaction kept (StopTransactionOnEVSideDisconnect false)
         self.meter_fault = [False] * (n + 1)
-        self.inoperative = atomic.read_json(self._avail_path, None) or [False] * (n + 1)
+        self.inoperative = atomic.read_json(self.avail_path, None) or [False] * (n + 1)
         if len(self.inoperative) != n + 1:
             self.inoperative = [False] * (n + 1)
-        self.pending = None  # [tag, idTagInfo, connector, deadline_ms, fixed]: identified, waiting for a plug
+        # Identified, waiting for a plug: [tag, idTagInfo, deadline_ms, fixed] per connector; a
+        # card's (not fixed) goes to whichever free connector is plugged first.
+        self.pending = [None] * (n + 1)
         self.reader_failed = False
         self._notes = []  # (connector, pilot state or None for a fault) from the safety loop
         self._wake = asyncio.Event()
@@ -107,34 +98,6 @@ class Charging:
     def on_fault(self, c, bit, active):
         self._notes.append((c, None))
         self._wake.set()
-
-    # --- boot ---------------------------------------------------------------------------------
-    def recover(self):
-        """Transactions that were running when the power went: stop them with reason PowerLoss."""
-        pending_stops = set()
-        for _, action, _, tx in self.queue.journal.records():
-            if action == "StopTransaction":
-                pending_stops.add(tx)
-        for c in range(1, self.n + 1):
-            path = self._tx_path(c)
-            saved = atomic.read_json(path, None)
-            if not isinstance(saved, dict) or "key" not in saved:
-                atomic.remove(path)
-                continue
-            if saved["key"] not in pending_stops:
-                wh = metering.energy_wh(self.board, c)
-                payload = {
-                    "idTag": saved["tag"],
-                    "meterStop": wh if wh is not None and wh >= saved["wh"] else saved["wh"],
-                    "timestamp": clock.iso(saved["t"]),
-                    "reason": "PowerLoss",
-                }
-                if saved["data"]:
-                    payload["transactionData"] = saved["data"]
-                self.queue.push("StopTransaction", payload, saved["key"])
-                log("charging: connector", c, "transaction", saved["key"], "stopped: PowerLoss")
-            atomic.remove(path)
-            self.finishing[c] = True
 
     # --- the task -----------------------------------------------------------------------------
     async def run(self):
@@ -169,10 +132,11 @@ class Charging:
                 await self._on_pilot(c, state)
         await self._read_card()
         now_ms = time.ticks_ms()
-        p = self.pending
-        if p is not None and time.ticks_diff(now_ms, p[3]) >= 0:
-            log("charging: ConnectionTimeOut for", p[0])
-            self.pending = None
+        for c in range(1, self.n + 1):
+            p = self.pending[c]
+            if p is not None and time.ticks_diff(now_ms, p[2]) >= 0:
+                log("charging: ConnectionTimeOut for", p[0])
+                self.pending[c] = None
         if time.ticks_diff(now_ms, self._meter_check_ms) >= 0:
             self._meter_check_ms = time.ticks_add(now_ms, METER_CHECK_MS)
             self._check_meters()
@@ -207,9 +171,8 @@ class Charging:
             if tx is not None:
                 self.ev_gone[c] = False
                 return
-            p = self.pending
-            if p is not None and (p[2] == c or not p[4]) and not self.finishing[c] and self.free(c):
-                self.pending = None
+            p = self.waiting_for(c)
+            if p is not None:
                 await self.start(c, p[0], p[1])
             elif self.config.get("FreeCharging") and self.free(c):
                 self.safety.offer(c, self.config.get("MaxCurrent"))
@@ -225,10 +188,21 @@ class Charging:
             and not self.fault_bits(c)
         )
 
-    def pending_on(self, c):
-        """An identification is waiting for a plug on connector c."""
-        p = self.pending
-        return p is not None and p[2] == c
+    def waiting_for(self, c):
+        """The identification a plug on c takes (its own, else a card's waiting elsewhere), or None."""
+        if not self.free(c):
+            return None
+        pending = self.pending
+        i = c
+        if pending[c] is None:
+            i = 1
+            while i <= self.n and (pending[i] is None or pending[i][3] or self.plugged(i)):
+                i += 1
+            if i > self.n:
+                return None
+        p = pending[i]
+        pending[i] = None
+        return p
 
     def plugged(self, c):
         return self.safety.state(c) in _PLUGGED
@@ -245,41 +219,15 @@ class Charging:
             return
         if tag:
             self.board.event("card", 0, tag)
-            await self.present(tag)
-
-    async def present(self, tag):
-        """A card at the reader: stop the transaction it may stop, or start one."""
-        for c in range(1, self.n + 1):
-            held = self.deauth[c]
-            if held is not None and await self.auth.may_stop(held[0], held[1], tag):
-                self.deauth[c] = None
-                self.safety.lock(c, False)
-                return
-            tx = self.tx[c]
-            if tx is not None and await self.auth.may_stop(tx.tag, tx.parent, tag):
-                self.stop(c, "Local", tag)
-                return
-        p = self.pending
-        if p is not None and p[0] == tag:  # the same card again: identification withdrawn
-            self.pending = None
-            return
-        c = self.pick_connector()
-        if c is None:
-            log("charging: card", tag, "ignored: no free connector")
-            return
-        info = await self.auth.authorize(tag)
-        if info.get("status") != "Accepted":
-            log("charging: card", tag, info.get("status"))
-            self.board.event("auth", c, info.get("status"))
-            return
-        await self.identified(c, tag, info)
+            await lazy.load("cp.cards").present(self, tag)
 
     def pick_connector(self):
-        """A plugged free connector first, else the first free one; None if all are busy."""
+        """A plugged free connector first, else the first free one; None if all are busy. A
+        connector where an identification waits for a plug is not free."""
         first = None
         for c in range(1, self.n + 1):
-            if self.free(c):
-                if self.plugged(c) and not self.finishing[c]:
+            if self.free(c) and self.pending[c] is None:
+                if self.plugged(c):
                     return c
                 if first is None:
                     first = c
@@ -289,11 +237,11 @@ class Charging:
         """An accepted identification (card, or RemoteStart: `fixed` when it named the connector):
         start now if plugged, else wait ConnectionTimeOut for a plug (on c, or on any free
         connector when not fixed)."""
-        if self.plugged(c) and not self.finishing[c]:
+        if self.plugged(c):
             await self.start(c, tag, info)
         else:
             deadline = time.ticks_add(time.ticks_ms(), self.config.get("ConnectionTimeOut") * 1000)
-            self.pending = [tag, info, c, deadline, fixed]
+            self.pending[c] = [tag, info, deadline, fixed]
         self.publish_status()
 
     # --- transactions -----------------------------------------------------------------------------
@@ -354,7 +302,7 @@ class Charging:
         if tx.data:
             payload["transactionData"] = tx.data
         self.queue.push("StopTransaction", payload, tx.key)
-        atomic.remove(self._tx_path(c))  # after the Stop is journaled: see recover()
+        atomic.remove(self.tx_path(c))  # after the Stop is journaled: see recover()
         self.tx[c] = None
         self.ev_gone[c] = False
         self.finishing[c] = True  # reported even when the EV is gone; cleared once unplugged
@@ -386,7 +334,7 @@ class Charging:
             return
         tag = payload.get("idTag")
         if tag:
-            self.auth.update(tag, info)
+            self.cp.auth().update(tag, info)
         if action != "StartTransaction":
             return
         c = payload["connectorId"]
@@ -412,7 +360,7 @@ class Charging:
 
     def _after_stop(self, c):
         s = self.safety
-        if self.unlock_after_stop[c] and not s.relay_closed(c):
+        if self.unlock_after_stop[c] and not s.live(c):
             self.unlock_after_stop[c] = False
             s.lock(c, False)
         if self.finishing[c] and not self.plugged(c):
@@ -433,9 +381,7 @@ class Charging:
 
     def _check_faults(self, c):
         if self.fault_bits(c):
-            p = self.pending
-            if p is not None and p[2] == c and p[4]:
-                self.pending = None  # a remote start for this very connector: it cannot happen
+            self.pending[c] = None  # it could not start here
             if self.tx[c] is not None:
                 self.stop(c, "Other")
 
@@ -466,98 +412,60 @@ class Charging:
         return metering.energy_wh(self.board, c)
 
     def _sample(self, c, tx):
+        # Sample.Periodic every MeterValueSampleInterval from the transaction's start.
         interval = self.config.get("MeterValueSampleInterval")
-        if self.board.meter(c) is None:
-            return
-        if interval <= 0 or tx.next_sample == 0:
-            if interval > 0:
-                tx.next_sample = clock.now() + interval
-            return
         now = clock.now()
+        if interval <= 0 or tx.next_sample == 0:
+            tx.next_sample = now + interval if interval > 0 else 0
+            return
         if now < tx.next_sample:
             return
         ts = tx.next_sample
         tx.next_sample = ts + interval
-        if tx.next_sample <= now:  # fell behind (clock jump): next one from now
+        if tx.next_sample <= now:  # fell behind (clock jump): the next one from now
             tx.next_sample = now + interval
-        offered = self.safety.offered_amps(c)
-        try:
-            reading = self.board.meter(c).read()
-            mv = metering.meter_value(
-                self.board,
-                c,
-                self.config.get("MeterValuesSampledData"),
-                "Sample.Periodic",
-                offered,
-                ts,
-                reading,
-            )
-            stop_measurands = self.config.get("StopTxnSampledData")
-            if stop_measurands:
-                self._add_data(
-                    tx,
-                    metering.meter_value(
-                        self.board, c, stop_measurands, "Sample.Periodic", offered, ts, reading
-                    ),
-                )
-        except OSError:
-            return
-        tx.wh = reading["energy_wh"]
-        tx.t = ts
-        self.queue.push("MeterValues", {"connectorId": c, "meterValue": [mv]}, tx.key)
-        self._save(c)
+        self._measure(c, tx, ts, "Sample.Periodic", "MeterValuesSampledData", "StopTxnSampledData")
 
     def _aligned(self):
+        # Sample.Clock every ClockAlignedDataInterval from midnight, on every connector; without a
+        # transaction the values are sent if online, not journaled.
         interval = self.config.get("ClockAlignedDataInterval")
-        if interval <= 0:
-            self._next_aligned = None
-            return
         now = clock.now()
-        if self._next_aligned is None:
+        if interval <= 0 or self._next_aligned is None:
             self._next_aligned = metering.next_aligned(now, interval)
             return
         if now < self._next_aligned:
             return
         ts = self._next_aligned
         self._next_aligned = metering.next_aligned(now, interval)
-        measurands = self.config.get("MeterValuesAlignedData")
-        stop_measurands = self.config.get("StopTxnAlignedData")
         for c in range(1, self.n + 1):
-            if self.board.meter(c) is None:
-                continue
-            offered = self.safety.offered_amps(c)
-            try:
-                reading = self.board.meter(c).read()
-                mv = metering.meter_value(self.board, c, measurands, "Sample.Clock", offered, ts, reading)
-            except OSError:
-                continue
-            tx = self.tx[c]
+            self._measure(c, self.tx[c], ts, "Sample.Clock", "MeterValuesAlignedData", "StopTxnAlignedData")
+
+    def _measure(self, c, tx, ts, context, key, stop_key):
+        """One meter reading at ts: a MeterValues message of the measurands of `key`, and the
+        transactionData entry of those of `stop_key`."""
+        meter = self.board.meter(c)
+        if meter is None:
+            return
+        offered = self.safety.offered_amps(c)
+        try:
+            reading = meter.read()
+            mv = metering.meter_value(self.board, c, self.config.get(key), context, offered, ts, reading)
+            payload = {"connectorId": c, "meterValue": [mv]}
             if tx is None:
-                self.cp.send_later("MeterValues", {"connectorId": c, "meterValue": [mv]})
-                continue
-            self.queue.push("MeterValues", {"connectorId": c, "meterValue": [mv]}, tx.key)
+                self.cp.send_later("MeterValues", payload)
+                return
+            stop_measurands = self.config.get(stop_key)
             if stop_measurands:
                 self._add_data(
-                    tx,
-                    metering.meter_value(
-                        self.board, c, stop_measurands, "Sample.Clock", offered, ts, reading
-                    ),
+                    tx, metering.meter_value(self.board, c, stop_measurands, context, offered, ts, reading)
                 )
-            tx.wh = reading["energy_wh"]
-            tx.t = ts
-            self._save(c)
-
-    # --- availability -----------------------------------------------------------------------------
-    def set_available(self, c, operative):
-        """ChangeAvailability: "Accepted", or "Scheduled" while a transaction runs (it applies when
-        the transaction ends: the status is derived from both)."""
-        self.inoperative[c] = not operative
-        atomic.write_json(self._avail_path, self.inoperative)
-        busy = any(self.tx[i] is not None for i in range(1, self.n + 1)) if c == 0 else self.tx[c] is not None
-        if not operative and self.pending is not None and (c == 0 or self.pending[2] == c):
-            self.pending = None
-        self.publish_status()
-        return "Scheduled" if busy and not operative else "Accepted"
+        except OSError:  # the meter did not answer: its fault is reported by _check_meters
+            return
+        tx.wh = reading["energy_wh"]
+        tx.t = ts
+        self.queue.push("MeterValues", payload, tx.key)
+        self._save(c)
 
     # --- status -----------------------------------------------------------------------------------
     def status_of(self, c):
@@ -588,8 +496,7 @@ class Charging:
         r = self.reservations
         if r is not None and r.reserved(c):
             return "Reserved", warn, None
-        p = self.pending
-        if pilot in _PLUGGED or pilot in _PILOT_FAULT or (p is not None and p[2] == c):
+        if pilot in _PLUGGED or pilot in _PILOT_FAULT or self.pending[c] is not None:
             return "Preparing", warn, None
         return "Available", warn, None
 
@@ -599,8 +506,8 @@ class Charging:
             self.cp.set_status(c, status, error, info)
 
     # --- persistence ------------------------------------------------------------------------------
-    def _tx_path(self, c):
+    def tx_path(self, c):
         return "%s/%d.json" % (self._tx_dir, c)
 
     def _save(self, c):
-        atomic.write_json(self._tx_path(c), self.tx[c].to_json())
+        atomic.write_json(self.tx_path(c), self.tx[c].__dict__)  # what cp/power_loss.py reads

@@ -1,69 +1,17 @@
-# The configuration registry: one table of keys, persisted on flash.
+# The configuration registry: one table of keys (cp/keys.txt), values persisted on flash.
 #
-# Every configuration key of the charge point is one line of _TABLE, fields separated by "|":
+# Every configuration key of the charge point is one line of keys.txt, fields separated by "|":
 #   name | type | default | access | profile | check | UI label
 # type:    int, bool, str, csl (comma-separated list; stored as its string)
 # access:  R (the backend reads it), W (the backend writes it), reboot (a change takes effect
 #          after a reboot), secret (write-only: never read back; AuthorizationKey)
 # check:   int "min..max"; str "minlen..maxlen"; csl the allowed items "A,B,C" or "$name" for a
 #          list of _LISTS; or empty
-# The table is one string constant, not tuples: on a 64-bit port a row of tuples and string
-# objects costs ~370 bytes of heap, a line of this string ~80. A row is split when a key is
-# looked up; the typed current values are cached.
+# The table is a text file beside this module, read line by line when a key is first looked up
+# (the typed values are cached): as tuples a row costs ~370 bytes of heap on a 64-bit port, as
+# a string constant ~115 bytes (the labels are for the UI only), as a file nothing.
 # Values that differ from the default are stored in one JSON file, written atomically.
 from store import atomic
-
-# fmt: off
-_TABLE = """
-ChargePointId|str|CP001|RW reboot|Vendor|1..48|ChargePoint ID
-CentralSystemURL|str||RW reboot|Vendor|0..256|Backend URL (ws:// or wss://)
-SecurityProfile|int|0|RW reboot|Security|0..3|Security profile (0 none, 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate)
-AuthorizationKey|str||W secret|Security|16..40|HTTP Basic Authentication password
-HeartbeatInterval|int|300|RW|Core|0..2147483647|Heartbeat interval (s)
-WebSocketPingInterval|int|60|RW|Core|0..2147483647|WebSocket ping interval (s, 0 = off)
-WebSocketPongTimeout|int|15|RW|Vendor|1..3600|WebSocket pong timeout (s)
-MessageTimeout|int|30|RW|Vendor|1..3600|OCPP call timeout (s)
-RetryBackOffWaitMinimum|int|3|RW|Vendor|1..3600|Reconnect: first wait (s)
-RetryBackOffRandomRange|int|10|RW|Vendor|0..3600|Reconnect: random extra wait (s)
-RetryBackOffRepeatTimes|int|5|RW|Vendor|0..20|Reconnect: times the wait doubles
-NumberOfConnectors|int|1|R|Core||Number of connectors
-GetConfigurationMaxKeys|int|100|R|Core||Maximum keys in one GetConfiguration
-SupportedFeatureProfiles|str|Core|R|Core||Supported feature profiles
-SupportedFeatureProfilesMaxLength|int|6|R|Core||Maximum feature profiles
-AuthorizeRemoteTxRequests|bool|false|RW|Core||Authorize remote start requests like a card
-AuthorizationCacheEnabled|bool|true|RW|Core||Authorization cache
-LocalPreAuthorize|bool|false|RW|Core||Start at once on a valid cached card (no Authorize wait)
-LocalAuthorizeOffline|bool|true|RW|Core||Authorize from the cache while offline
-AllowOfflineTxForUnknownId|bool|false|RW|Core||Unknown cards may charge while offline
-ConnectionTimeOut|int|60|RW|Core|1..3600|Time to plug in after identification (s)
-StopTransactionOnInvalidId|bool|true|RW|Core||Stop a transaction the backend does not accept
-MaxEnergyOnInvalidId|int|0|RW|Core|0..1000000|Energy allowed before an invalid card stops (Wh)
-StopTransactionOnEVSideDisconnect|bool|true|RW|Core||Stop the transaction when the EV is unplugged
-UnlockConnectorOnEVSideDisconnect|bool|true|RW|Core||Unlock the socket when the EV is unplugged
-MinimumStatusDuration|int|0|RW|Core|0..3600|Minimum status duration before it is reported (s)
-ConnectorPhaseRotation|str|0.RST|RW|Core|0..500|Phase rotation per connector
-ConnectorPhaseRotationMaxLength|int|9|R|Core||Maximum phase rotation entries
-ResetRetries|int|1|RW|Core|0..10|Reset retries
-TransactionMessageAttempts|int|3|RW|Core|1..10|Transaction message attempts
-TransactionMessageRetryInterval|int|60|RW|Core|1..86400|Transaction message retry interval (s)
-MeterValueSampleInterval|int|60|RW|Core|0..86400|Meter value sample interval (s, 0 = off)
-MeterValuesSampledData|csl|Energy.Active.Import.Register|RW|Core|$measurand|Sampled measurands
-MeterValuesSampledDataMaxLength|int|8|R|Core||Maximum sampled measurands
-ClockAlignedDataInterval|int|0|RW|Core|0..86400|Clock-aligned data interval (s, 0 = off)
-MeterValuesAlignedData|csl|Energy.Active.Import.Register|RW|Core|$measurand|Clock-aligned measurands
-MeterValuesAlignedDataMaxLength|int|8|R|Core||Maximum clock-aligned measurands
-StopTxnSampledData|csl||RW|Core|$measurand|Sampled measurands in StopTransaction
-StopTxnSampledDataMaxLength|int|8|R|Core||Maximum StopTransaction sampled measurands
-StopTxnAlignedData|csl||RW|Core|$measurand|Clock-aligned measurands in StopTransaction
-StopTxnAlignedDataMaxLength|int|8|R|Core||Maximum StopTransaction clock-aligned measurands
-StopTransactionMaxMeterValues|int|24|R|Core||Meter values kept for StopTransaction
-MaxCurrent|int|32|RW|Vendor|6..80|Installation maximum current per connector (A)
-ChargingInStateDAllowed|bool|false|RW|Vendor||Charge EVs that need ventilation (state D)
-FreeCharging|bool|false|RW|Vendor||Charge without authorization (no transaction)
-IntegerBooleans|bool|false|RW|Vendor||Integer values for boolean configuration keys
-ReportVendorKeys|bool|true|RW|Vendor||The backend receives all configurable parameters
-"""
-# fmt: on
 
 # Named item lists for csl checks (shared by several keys).
 # Measurands cp/metering.py reports on every board (a test keeps it equal to metering.MEASURANDS;
@@ -88,25 +36,42 @@ REBOOT_REQUIRED = "RebootRequired"
 NOT_SUPPORTED = "NotSupported"
 
 
+def _table_path():
+    f = __file__
+    if not f.startswith("/"):  # imported through a relative sys.path entry: pin it now
+        import os
+
+        f = os.getcwd().rstrip("/") + "/" + f
+    return f[: f.rfind("/")] + "/keys.txt"
+
+
+TABLE_PATH = _table_path()
+
+
+def rows():
+    """Every key's row (a list of its 7 fields), in table order, one at a time."""
+    with open(TABLE_PATH) as f:
+        for line in f:
+            if line[0] != "#" and "|" in line:
+                yield line.rstrip("\n").split("|")
+
+
 def row(name):
     """The table line of `name` as a list of its 7 fields, or None for an unknown key."""
     if not name or "|" in name or "\n" in name:
         return None
-    i = _TABLE.find("\n" + name + "|")
-    if i < 0:
-        return None
-    return _TABLE[i + 1 : _TABLE.find("\n", i + 1)].split("|")
+    prefix = name + "|"
+    with open(TABLE_PATH) as f:
+        for line in f:
+            if line.startswith(prefix):
+                return line.rstrip("\n").split("|")
+    return None
 
 
 def names():
-    """Every key name, in table order (one small string at a time)."""
-    i = 0
-    while True:
-        j = _TABLE.find("|", i)
-        if j < 0:
-            return
-        yield _TABLE[i + 1 : j]
-        i = _TABLE.find("\n", j)
+    """Every key name, in table order."""
+    for r in rows():
+        yield r[NAME]
 
 
 def _range(check):
@@ -253,17 +218,24 @@ class Config:
 
         Without `wanted`: every readable key; the Vendor keys only with ReportVendorKeys."""
         ints = self.get("IntegerBooleans")
-        vendor = wanted or self.get("ReportVendorKeys")
-        for name in wanted or names():
-            r = row(name)
-            if r is None:
-                yield name, True, None, False
-            elif _has(r, "secret"):
-                if wanted:  # known, but its value is never read back; absent from the full list
-                    yield name, False, None, True
-            elif not vendor and r[PROFILE] == "Vendor":
-                continue
-            elif readable(r):
-                yield name, not writable(r), render(r, self.get(name), ints), True
-            elif wanted:
-                yield name, False, None, True
+        if wanted:
+            for name in wanted:
+                r = row(name)
+                if r is None:
+                    yield name, True, None, False
+                else:
+                    yield self._entry(r, True, ints)
+            return
+        vendor = self.get("ReportVendorKeys")
+        for r in rows():
+            if vendor or r[PROFILE] != "Vendor":
+                e = self._entry(r, False, ints)
+                if e is not None:
+                    yield e
+
+    def _entry(self, r, asked, ints):
+        name = r[NAME]
+        if _has(r, "secret") or not readable(r):
+            # known, but never read back (AuthorizationKey): only when asked for by name
+            return (name, False, None, True) if asked else None
+        return name, not writable(r), render(r, self.get(name), ints), True

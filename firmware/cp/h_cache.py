@@ -5,5 +5,5 @@
 async def clear_cache(cp, payload):
     if not cp.config.get("AuthorizationCacheEnabled"):
         return {"status": "Rejected"}
-    cp.auth.clear_cache()
+    cp.auth().clear_cache()
     return {"status": "Accepted"}

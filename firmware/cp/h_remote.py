@@ -12,7 +12,7 @@ async def remote_start(cp, payload):
         return {"status": "Rejected"}
     if c is None:
         c = ch.pick_connector()
-    if c is None or c < 1 or c > ch.n or not ch.free(c) or ch.pending_on(c):
+    if c is None or c < 1 or c > ch.n or not ch.free(c) or ch.pending[c] is not None:
         return {"status": "Rejected"}
     tag = payload["idTag"]
     fixed = "connectorId" in payload
@@ -20,7 +20,7 @@ async def remote_start(cp, payload):
     async def begin():
         info = {"status": "Accepted"}
         if cp.config.get("AuthorizeRemoteTxRequests"):
-            info = await cp.auth.authorize(tag)
+            info = await cp.auth().authorize(tag)
             if info.get("status") != "Accepted":
                 log("remote start: idTag", tag, info.get("status"))
                 return

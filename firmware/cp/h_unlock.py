@@ -14,10 +14,13 @@ async def unlock_connector(cp, payload):
     ch.stop(c, "UnlockCommand")
     ch.deauth[c] = None
     s = cp.safety
-    s.lock(c, False)  # the safety loop opens the contactor first if it is still closed
     deadline = time.ticks_add(time.ticks_ms(), UNLOCK_WAIT_MS)
-    while s.locked(c):
+    while True:
+        # The safety loop opens the contactor first, and keeps the lock while the socket may
+        # be live (a contactor still releasing, or welded): asked again until it lets go.
+        s.lock(c, False)
+        if not s.locked(c):
+            return {"status": "Unlocked"}
         if time.ticks_diff(time.ticks_ms(), deadline) >= 0:
             return {"status": "UnlockFailed"}
         await asyncio.sleep_ms(50)
-    return {"status": "Unlocked"}

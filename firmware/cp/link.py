@@ -76,6 +76,11 @@ def backoff_s(config, attempt):
 
 
 class Link:
+    @staticmethod
+    def reserve():
+        """Boot: set the receive buffer aside before anything else fragments the heap."""
+        websocket.reserve(MAX_MESSAGE)
+
     def __init__(self, cp, board, config):
         self.cp = cp
         self.board = board

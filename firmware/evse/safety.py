@@ -137,6 +137,8 @@ class SafetyLoop:
         on = bool(on)
         if not on:
             self._open(c)
+            if self.live(c):
+                return  # a welded contactor: the plug stays locked while the socket may be live
         self._b.lock(c).set(on)
         if on != self._lock_cmd[c]:
             self._lock_cmd[c] = on
@@ -153,6 +155,12 @@ class SafetyLoop:
     def relay_closed(self, c):
         """The contactor is commanded closed."""
         return self._b.relay(c).value
+
+    def live(self, c):
+        """The socket may carry mains: the contactor is commanded closed, its feedback reads
+        closed (still releasing, or welded), or it was found welded."""
+        relay = self._b.relay(c)
+        return relay.value or relay.feedback is True or self._faults[c] & FAULT_WELD != 0
 
     def faults(self, c):
         """Active fault bits of c (FAULT_RCD | FAULT_WELD | FAULT_LOCK | FAULT_OVERTEMP)."""

@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+import lazy
 from ocpp import validate
 
 CALL = 2
@@ -47,13 +48,11 @@ class _Incoming(Exception):
 
 
 def _handler(table, action):
+    # The handler's module is loaded for this call only (lazy.py).
     entry = table.get(action)
     if entry is None:
         return None
-    mod = __import__(entry[0])
-    for part in entry[0].split(".")[1:]:
-        mod = getattr(mod, part)
-    return getattr(mod, entry[1])
+    return getattr(lazy.load(entry[0]), entry[1])
 
 
 class Rpc:

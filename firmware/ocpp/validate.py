@@ -61,7 +61,7 @@ _NUMBER = const(8)
 _BOOLEAN = const(9)
 _ANY = const(10)
 
-_CACHE_MAX = const(4)
+_CACHE_MAX = const(2)  # a call and its answer; each more table is ~1 KB of RAM
 _MAX_DEPTH = const(16)
 _NAME_MAX = const(24)
 _ACTION_MAX = const(48)

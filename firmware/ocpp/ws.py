@@ -101,6 +101,13 @@ def _forget_handshake():
 _spare_rx = None
 
 
+def reserve(size=MAX_MESSAGE):
+    """Allocate the receive buffer now (boot), while the heap still has a block that large."""
+    global _spare_rx
+    if _spare_rx is None or len(_spare_rx) != size:
+        _spare_rx = bytearray(size)
+
+
 def _take_rx_buffer(size):
     global _spare_rx
     buf = _spare_rx
@@ -113,8 +120,6 @@ def _take_rx_buffer(size):
 class WebSocket:
     def __init__(self, max_message):
         self._max = max_message
-        self._rx = _take_rx_buffer(max_message)
-        self._rxmv = memoryview(self._rx)
         self._ra = bytearray(_RA_SIZE)
         self._ramv = memoryview(self._ra)
         self._rp = 0  # read-ahead: next unread byte
@@ -133,6 +138,9 @@ class WebSocket:
         self._close_sent = False
         self._code = 1006
         self._reason = ""
+        # Last: if a small allocation above failed, the spare receive buffer is still spare.
+        self._rx = _take_rx_buffer(max_message)
+        self._rxmv = memoryview(self._rx)
         self.closed = False
         self.last_rx_ms = time.ticks_ms()
 

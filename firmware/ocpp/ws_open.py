@@ -128,8 +128,11 @@ def _net_error(e, tls_phase):
 async def _open(ws, opener, host, port, ssl_ctx, request, accept, subprotocol):
     try:
         stream = await opener(host, port, ssl_ctx, host if ssl_ctx else None)
-    except (OSError, ValueError) as e:
-        raise HandshakeError(0, "connect %s:%d: %s" % (host, port, e))
+    except BaseException as e:  # refused, unreachable, or cancelled by the timeout
+        ws._release_rx()  # the next attempt takes the same buffer
+        if isinstance(e, (OSError, ValueError)):
+            raise HandshakeError(0, "connect %s:%d: %s" % (host, port, e))
+        raise
     ws._s = stream
     tls_phase = ssl_ctx is not None
     try:

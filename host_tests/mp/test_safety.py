@@ -355,6 +355,24 @@ def test_weld_fault_and_clear():
     rig.until(rig.closed)
 
 
+def test_a_welded_contactor_keeps_the_socket_locked():
+    rig = charging()
+    rig.faults(FAULT_WELD)
+    rig.ev("B")
+    rig.step()
+    assert not rig.closed() and rig.loop.live(1)  # commanded open, the contacts still conduct
+    rig.loop.lock(1, False)
+    assert rig.loop.locked(1) and rig.b.lock(1).value, "a live socket released its plug"
+    rig.until(lambda: rig.loop.faults(1))
+    rig.loop.lock(1, False)
+    assert rig.loop.locked(1)
+    rig.faults(0)  # repaired
+    rig.step()
+    assert not rig.loop.live(1)
+    rig.loop.lock(1, False)
+    assert not rig.loop.locked(1)
+
+
 def test_no_weld_check_without_a_feedback_input():
     class NoFeedback:  # a real board's relay without an auxiliary contact input
         feedback = None
