@@ -19,7 +19,6 @@ from store import atomic
 TICK_MS = 200
 TX_DIR = "/tx"
 AVAIL_FILE = "/availability.json"
-LOCK_WAIT_MS = 1500  # the lock's feedback must confirm within this (safety's LOCK_MS + margin)
 METER_CHECK_MS = 1000
 
 # Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
@@ -244,74 +243,23 @@ class Charging:
             self.pending[c] = [tag, info, deadline, fixed]
         self.publish_status()
 
-    # --- transactions -----------------------------------------------------------------------------
+    # --- transactions (cp/session.py, loaded for each start and stop) -----------------------------
     async def start(self, c, tag, info, reservation=None):
+        """Start a transaction on c for an accepted idTag: True once it runs."""
         if not self.free(c):
             return False
         self._busy[c] = True
         try:
-            s = self.safety
-            s.lock(c, True)
-            deadline = time.ticks_add(time.ticks_ms(), LOCK_WAIT_MS)
-            while not s.locked(c):
-                if s.faults(c) & sl.FAULT_LOCK or time.ticks_diff(time.ticks_ms(), deadline) >= 0:
-                    log("charging: connector", c, "lock failed: no transaction")
-                    s.lock(c, False)
-                    return False
-                await asyncio.sleep_ms(50)
-            wh = self.energy(c)
-            if wh is None:
-                log("charging: connector", c, "meter unreadable: no transaction")
-                s.lock(c, False)
-                return False
-            now = clock.now()
-            payload = {"connectorId": c, "idTag": tag, "meterStart": wh, "timestamp": clock.iso(now)}
-            if reservation is not None:
-                payload["reservationId"] = reservation
-            key = self.queue.push("StartTransaction", payload)
-            tx = Tx(key, tag, info.get("parentIdTag"), now, wh, reservation)
-            interval = self.config.get("MeterValueSampleInterval")
-            tx.next_sample = now + interval if interval > 0 else 0
-            self._keep(tx, c, "Transaction.Begin", now)
-            self.tx[c] = tx
-            self.finishing[c] = False
-            self.ev_gone[c] = False
-            self._save(c)
-            s.offer(c, self.config.get("MaxCurrent"))
-            s.allow(c, True)
-            self.board.event("tx_start", c, key)
-            log("charging: connector", c, "transaction", key, "started for", tag)
+            return await lazy.load("cp.session").start(self, c, tag, info, reservation)
         finally:
             self._busy[c] = False
-        self.publish_status()
-        return True
+            self.publish_status()
 
     def stop(self, c, reason, tag=None):
-        """End connector c's transaction: PWM off, StopTransaction into the journal."""
-        tx = self.tx[c]
-        if tx is None:
+        """End connector c's transaction (PWM off, StopTransaction journaled): False if none."""
+        if self.tx[c] is None:
             return False
-        self.safety.allow(c, False)
-        wh = self.energy(c)
-        if wh is not None and wh >= tx.wh:
-            tx.wh = wh
-        now = clock.now()
-        self._keep(tx, c, "Transaction.End", now)
-        payload = {"meterStop": tx.wh, "timestamp": clock.iso(now), "reason": reason}
-        payload["idTag"] = tag or tx.tag
-        if tx.data:
-            payload["transactionData"] = tx.data
-        self.queue.push("StopTransaction", payload, tx.key)
-        atomic.remove(self.tx_path(c))  # after the Stop is journaled: see recover()
-        self.tx[c] = None
-        self.ev_gone[c] = False
-        self.finishing[c] = True  # reported even when the EV is gone; cleared once unplugged
-        if reason == "DeAuthorized":
-            self.deauth[c] = (tx.tag, tx.parent)  # the cable stays locked until that card returns
-        else:
-            self.unlock_after_stop[c] = True
-        self.board.event("tx_stop", c, reason)
-        log("charging: connector", c, "transaction", tx.key, "stopped:", reason)
+        lazy.load("cp.session").stop(self, c, reason, tag)
         self.publish_status()
         return True
 
@@ -328,28 +276,9 @@ class Charging:
         return None
 
     def on_conf(self, action, payload, conf):
-        """A transaction message was confirmed (cp/txqueue.py)."""
-        info = conf.get("idTagInfo")
-        if info is None:
-            return
-        tag = payload.get("idTag")
-        if tag:
-            self.cp.auth().update(tag, info)
-        if action != "StartTransaction":
-            return
-        c = payload["connectorId"]
-        tx = self.tx[c] if 1 <= c <= self.n else None
-        if tx is None or tx.tag != tag or info.get("status") == "Accepted":
-            return
-        log("charging: connector", c, "backend refused", tag, info.get("status"))
-        tx.parent = info.get("parentIdTag", tx.parent)
-        tx.invalid = True
-        if self.config.get("StopTransactionOnInvalidId"):
-            if self.config.get("MaxEnergyOnInvalidId") <= tx.wh - tx.wh0:
-                self.stop(c, "DeAuthorized")
-        else:
-            self.safety.allow(c, False)  # SuspendedEVSE; the transaction stays open
-        self.publish_status()
+        """A transaction message was confirmed (cp/txqueue.py): its idTagInfo, if any, counts."""
+        if conf.get("idTagInfo") is not None:
+            lazy.load("cp.session").confirmed(self, action, payload, conf["idTagInfo"])
 
     def _check_invalid_energy(self, c, tx):
         # StopTransactionOnInvalidId with MaxEnergyOnInvalidId: charge up to that energy, then stop.
@@ -386,18 +315,7 @@ class Charging:
                 self.stop(c, "Other")
 
     # --- meter values -----------------------------------------------------------------------------
-    def _keep(self, tx, c, context, ts):
-        """A transactionData entry, when StopTxnSampledData asks for one."""
-        measurands = self.config.get("StopTxnSampledData")
-        if not measurands:
-            return
-        try:
-            mv = metering.meter_value(self.board, c, measurands, context, self.safety.offered_amps(c), ts)
-        except OSError:
-            return
-        self._add_data(tx, mv)
-
-    def _add_data(self, tx, mv):
+    def add_data(self, tx, mv):
         data = tx.data
         data.append(mv)
         if len(data) > self.config.get("StopTransactionMaxMeterValues"):
@@ -457,7 +375,7 @@ class Charging:
                 return
             stop_measurands = self.config.get(stop_key)
             if stop_measurands:
-                self._add_data(
+                self.add_data(
                     tx, metering.meter_value(self.board, c, stop_measurands, context, offered, ts, reading)
                 )
         except OSError:  # the meter did not answer: its fault is reported by _check_meters
@@ -465,7 +383,7 @@ class Charging:
         tx.wh = reading["energy_wh"]
         tx.t = ts
         self.queue.push("MeterValues", payload, tx.key)
-        self._save(c)
+        self.save(c)
 
     # --- status -----------------------------------------------------------------------------------
     def status_of(self, c):
@@ -509,5 +427,5 @@ class Charging:
     def tx_path(self, c):
         return "%s/%d.json" % (self._tx_dir, c)
 
-    def _save(self, c):
+    def save(self, c):
         atomic.write_json(self.tx_path(c), self.tx[c].__dict__)  # what cp/power_loss.py reads

@@ -1,6 +1,7 @@
-# The connection to the backend: builds the URL and credentials from the configuration,
-# connects, runs the charge point's session over it, and reconnects with exponential backoff
-# and jitter after any failure (backend restart, network drop, handshake refused).
+# The connection to the backend: takes the URL and credentials from the configuration
+# (cp/link_open.py), connects, runs the charge point's session over it, and reconnects with
+# exponential backoff and jitter after any failure (backend restart, network drop, handshake
+# refused).
 #
 # Security profiles (OCPP 1.6 security white paper):
 #   0: no authentication (ws:// or wss://)   1: Basic auth, ws://
@@ -8,62 +9,23 @@
 # TLS always verifies the backend against the CSMS root certificate on flash; a profile that
 # needs TLS never falls back to ws://.
 import asyncio
-import binascii
 import gc
 import os
 import time
 
+import lazy
 import log
 from cp.actions import ACTIONS
 from ocpp import ws as websocket
 from ocpp.rpc import Rpc
 
-MAX_MESSAGE = 16384  # bytes of one incoming OCPP message; bigger -> close 1009
+# Bytes of one incoming OCPP message; bigger -> close 1009. The largest OCPP 1.6 message with
+# bounded fields is CertificateSigned (a 10,000-character chain); a SendLocalList chunk of
+# SendLocalListMaxLength entries stays below it.
+MAX_MESSAGE = 12288
 HANDSHAKE_TIMEOUT_MS = 15000
 STABLE_MS = 60000  # a connection that lived this long resets the backoff
 CLOCK_WAIT_MS = 30000  # how long a TLS connect waits for the board's first time sync
-
-CA_FILE = "/certs/csms_root.der"
-CERT_FILE = "/certs/cp_cert.der"
-KEY_FILE = "/certs/cp_key.der"
-
-
-class ConfigProblem(Exception):
-    pass
-
-
-def _quote(text):
-    # Percent-encode the ChargePointId for the URL path (RFC 3986 unreserved characters kept).
-    out = []
-    for ch in text:
-        if ord(ch) < 128 and (ch.isalpha() or ch.isdigit() or ch in "-._~"):
-            out.append(ch)
-        else:
-            for b in ch.encode():
-                out.append("%%%02X" % b)
-    return "".join(out)
-
-
-def connection_url(config):
-    base = config.boot_value("CentralSystemURL")
-    if not base:
-        raise ConfigProblem("CentralSystemURL is not set")
-    if base.endswith("/"):
-        base = base[:-1]
-    return base + "/" + _quote(config.boot_value("ChargePointId"))
-
-
-def basic_password(key):
-    """The HTTP Basic password for an AuthorizationKey. OCPP-J 1.6 and the security white paper
-    set the key as hexadecimal (32-40 digits for 16-20 bytes) and the password is those bytes
-    (as OCTT 2025-11 TC_085 checks); a 16-20 character key that is not such a hex string is
-    used as it is."""
-    if 32 <= len(key) <= 40 and not len(key) % 2:
-        try:
-            return binascii.unhexlify(key)
-        except ValueError:
-            pass
-    return key
 
 
 def backoff_s(config, attempt):
@@ -93,38 +55,13 @@ class Link:
         if name in ("WebSocketPingInterval", "WebSocketPongTimeout"):
             self._ping_changed.set()
 
-    def _credentials(self, url):
-        profile = self.config.boot_value("SecurityProfile")
-        tls = url.startswith("wss://")
-        if profile >= 2 and not tls:
-            raise ConfigProblem("SecurityProfile %d needs a wss:// URL" % profile)
-        if not tls and not url.startswith("ws://"):
-            raise ConfigProblem("CentralSystemURL must start with ws:// or wss://")
-        auth = None
-        if profile in (1, 2):
-            key = self.config.get("AuthorizationKey")
-            if not key:
-                raise ConfigProblem("SecurityProfile %d needs an AuthorizationKey" % profile)
-            auth = (self.config.boot_value("ChargePointId"), basic_password(key))
-        ssl_ctx = None
-        if tls:
-            from ocpp import tlsctx  # only TLS sites pay for it
-
-            flash = self.board.flash
-            cert, key = (flash + CERT_FILE, flash + KEY_FILE) if profile == 3 else (None, None)
-            try:
-                ssl_ctx = tlsctx.make_context(flash + CA_FILE, cert, key)
-            except tlsctx.TLSConfigError as e:
-                raise ConfigProblem(str(e))
-        return auth, ssl_ctx
-
     async def run(self):
         attempt = 0
         while True:
             lived_ms = 0
             try:
                 lived_ms = await self._connect_once()
-            except ConfigProblem as e:
+            except ValueError as e:  # the configuration cannot make a connection
                 log.log("link: cannot connect:", e)
             except Exception as e:  # handshake refused, TLS failure, network down
                 log.log("link: connection failed:", repr(e))
@@ -134,8 +71,9 @@ class Link:
             await asyncio.sleep(wait)
 
     async def _connect_once(self):
-        url = connection_url(self.config)
-        auth, ssl_ctx = self._credentials(url)
+        # URL and credentials come from a module loaded for this and dropped before the
+        # handshake code loads: the two are never in RAM together.
+        url, auth, ssl_ctx = lazy.load("cp.link_open").prepare(self.config, self.board.flash)
         if ssl_ctx is not None:
             await self.clock_ready()
         log.log("link: connecting to", url)

@@ -13,7 +13,7 @@ import time
 
 from micropython import const
 
-MAX_MESSAGE = const(16384)
+MAX_MESSAGE = const(12288)
 TIMEOUT_MS = const(10000)
 
 _RA_SIZE = const(512)  # read-ahead: one read usually holds a whole small frame

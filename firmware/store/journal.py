@@ -25,21 +25,21 @@
 # and records() read them from the file.
 import binascii
 import json
-import os
 import struct
 
 from micropython import const
 
+import lazy
 from log import log
 from store import atomic
 
-_HDR = const(11)
+HDR = const(11)
 _FORMAT = "<IHBI"
 MSG = const(1)
 MSG_DROPPABLE = const(2)
 FLOOR = const(3)
 MAX_BODY = const(65535)
-_CHUNK = const(128)
+CHUNK = const(128)
 _COMPACT = (",", ":")
 
 
@@ -55,15 +55,15 @@ class Journal:
         self.dropped = 0  # droppable records thinned away (or refused) since construction
         self._path = directory + "/log"
         self._cursor_path = directory + "/done"
-        self._hdr = bytearray(_HDR)
+        self._hdr = bytearray(HDR)
         self._hdr_tail = memoryview(self._hdr)[4:]  # what the CRC covers of the header
-        self._buf = bytearray(_CHUNK)
+        self._buf = bytearray(CHUNK)
         self._mv = memoryview(self._buf)
         self._cur = bytearray(8)  # a done cursor slot: seq, crc32 of the seq
         self._cur_seq = memoryview(self._cur)[:4]
         self._gen = 0  # counts compactions: file offsets held by a records() iterator are stale
         atomic.clean_temp(directory)  # a compaction or an id map write cut short: the files are intact
-        self._load()
+        lazy.load("store.journal_upkeep").load(self)
 
     # --- public -----------------------------------------------------------------------------
     def __len__(self):
@@ -76,8 +76,12 @@ class Journal:
         body = json.dumps([action, payload, tx], separators=_COMPACT).encode()
         if len(body) > MAX_BODY:
             raise ValueError("record too large")
-        need = _HDR + len(body)
-        if self._size + need > self.max_bytes and not self._make_room(need) and droppable:
+        need = HDR + len(body)
+        if (
+            self._size + need > self.max_bytes
+            and not lazy.load("store.journal_upkeep").make_room(self, need)
+            and droppable
+        ):
             self.dropped += 1
             log("journal: full, dropped a new", action, "record")
             return None
@@ -131,7 +135,7 @@ class Journal:
         self._head = end
         self._head_info = None
         if self._size - self._live >= self.max_bytes // 4:
-            self._compact(False)
+            lazy.load("store.journal_upkeep").compact(self, False)
 
     def records(self):
         """Iterator over (seq, action, payload, tx) of the records not done, oldest first, read
@@ -160,20 +164,20 @@ class Journal:
         # Body length of the valid record at pos, or -1 (torn, corrupt, or not a record start).
         f.seek(pos)
         hdr = self._hdr
-        if f.readinto(hdr) != _HDR:
+        if f.readinto(hdr) != HDR:
             return -1
         n = hdr[4] | hdr[5] << 8
         kind = hdr[6]
-        if not MSG <= kind <= FLOOR or pos + _HDR + n > end or (kind == FLOOR and n):
+        if not MSG <= kind <= FLOOR or pos + HDR + n > end or (kind == FLOOR and n):
             return -1
         crc = binascii.crc32(self._hdr_tail)
         buf = self._buf
         left = n
         while left:
-            k = f.readinto(buf, min(left, _CHUNK))
+            k = f.readinto(buf, min(left, CHUNK))
             if not k:
                 return -1
-            crc = binascii.crc32(buf if k == _CHUNK else self._mv[:k], crc)
+            crc = binascii.crc32(buf if k == CHUNK else self._mv[:k], crc)
             left -= k
         return n if crc == _u32(hdr, 0) else -1
 
@@ -182,13 +186,13 @@ class Journal:
         # start one are skipped one at a time; JSON text never passes the kind check, so the
         # scan through a corrupt record is quick.
         hdr = self._hdr
-        while pos + _HDR <= end:
+        while pos + HDR <= end:
             n = self._check(f, pos, end)
             if n < 0:
                 pos += 1
                 continue
             yield pos, hdr[6], _u32(hdr, 7), n
-            pos += _HDR + n
+            pos += HDR + n
 
     def _read(self, pos, after):
         # The first record from pos on with a seq above `after`: (rec, start, end, kind), or None.
@@ -200,122 +204,7 @@ class Journal:
             end = f.seek(0, 2)
             for start, kind, seq, n in self._walk(f, pos, end):
                 if kind != FLOOR and seq > after:
-                    f.seek(start + _HDR)
+                    f.seek(start + HDR)
                     action, payload, tx = json.loads(f.read(n))
-                    return (seq, action, payload, tx), start, start + _HDR + n, kind
+                    return (seq, action, payload, tx), start, start + HDR + n, kind
         return None
-
-    def _load_cursor(self):
-        # The done cursor: the higher of the two valid slots; the next write goes to the other.
-        self._done = 0  # every record with a seq up to this one is done
-        self._slot = 1
-        cur = self._cur
-        for slot in (0, 1):
-            try:
-                with open(self._cursor_path + str(slot), "rb") as f:
-                    n = f.readinto(cur)
-            except OSError:
-                continue
-            seq = _u32(cur, 0)
-            if n == 8 and _u32(cur, 4) == binascii.crc32(self._cur_seq) and seq > self._done:
-                self._done = seq
-                self._slot = slot
-
-    def _load(self):
-        self._load_cursor()
-        self._head = 0  # offset of the oldest record not done (everything before it is done)
-        self._head_info = None  # (seq, end offset, kind) of that record once read
-        top = 0
-        size = 0
-        intact = True
-        try:
-            f = open(self._path, "rb")
-        except OSError:
-            f = None
-        if f is not None:
-            with f:
-                size = f.seek(0, 2)
-                expect = 0
-                for pos, kind, seq, n in self._walk(f, 0, size):
-                    intact = intact and pos == expect
-                    expect = pos + _HDR + n
-                    if seq > top:
-                        top = seq
-                intact = intact and expect == size
-        self._next_seq = max(top, self._done) + 1
-        self._size = size
-        if not intact:
-            log("journal: repairing", self._path, "(torn or corrupt record)")
-            self._compact(False)
-            return
-        live = count = droppable = 0
-        head = size
-        if size:
-            with open(self._path, "rb") as f:
-                for pos, kind, seq, n in self._walk(f, 0, size):
-                    if kind != FLOOR and seq > self._done:
-                        head = min(head, pos)
-                        live += _HDR + n
-                        count += 1
-                        droppable += kind == MSG_DROPPABLE
-        self._head = head
-        self._live = live
-        self._count = count
-        self._droppable = droppable
-
-    def _make_room(self, need):
-        # Compact, and thin droppable records while that is not enough. True when `need` fits.
-        while self._size + need > self.max_bytes:
-            thin = self._droppable > 0 and self._live + _HDR + need > self.max_bytes
-            if not thin and self._size <= self._live + _HDR:
-                return False  # only records that may not be dropped left
-            self._compact(thin)
-        return True
-
-    def _compact(self, thin):
-        # Rewrite the log with the records not done; with `thin`, drop every second droppable
-        # one, oldest first (the 1st, 3rd, ...).
-        tmp = self._path + atomic.TMP_SUFFIX
-        buf = self._buf
-        live = count = droppable = dropped = 0
-        first_dropped = last_dropped = 0
-        with open(tmp, "wb") as out:
-            self._put(out, FLOOR, self._next_seq - 1, b"")
-            try:
-                f = open(self._path, "rb")
-            except OSError:
-                f = None
-            if f is not None:
-                with f:
-                    end = f.seek(0, 2)
-                    for pos, kind, seq, n in self._walk(f, self._head, end):
-                        if kind == FLOOR or seq <= self._done:
-                            continue
-                        if kind == MSG_DROPPABLE:
-                            if thin and not (droppable + dropped) & 1:
-                                dropped += 1
-                                first_dropped = first_dropped or seq
-                                last_dropped = seq
-                                continue
-                            droppable += 1
-                        f.seek(pos)
-                        left = _HDR + n
-                        while left:
-                            k = f.readinto(buf, min(left, _CHUNK))
-                            out.write(buf, k)
-                            left -= k
-                        live += _HDR + n
-                        count += 1
-        os.rename(tmp, self._path)
-        self._gen += 1
-        self._size = _HDR + live
-        self._live = live
-        self._count = count
-        self._droppable = droppable
-        self._head = _HDR
-        self._head_info = None
-        if dropped:
-            self.dropped += dropped
-            log(
-                "journal: full, dropped", dropped, "droppable records: seq", first_dropped, "to", last_dropped
-            )
