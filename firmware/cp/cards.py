@@ -1,12 +1,19 @@
-# A card at the reader (loaded for each card, then dropped): it stops the transaction it may
-# stop (the same tag, or one with the same parentIdTag), releases a cable held after
-# DeAuthorized, withdraws its own waiting identification, or is authorized and starts a
-# transaction (now if a connector is plugged, else when one is: ConnectionTimeOut).
+# Identification (loaded for each card or remote start, then dropped). A card at the reader
+# stops the transaction it may stop (the same tag, or one with the same parentIdTag), releases
+# a cable held after DeAuthorized, withdraws its own waiting identification, or is authorized
+# and starts a transaction: now if a connector is plugged, else when one is (ConnectionTimeOut).
+import time
+
 from log import log
 
 
 async def present(ch, tag):
-    auth = ch.cp.auth()
+    for c in range(1, ch.n + 1):  # the common case first: the card that started it stops it
+        tx = ch.tx[c]
+        if tx is not None and tx.tag.lower() == tag.lower():  # idTags are case-insensitive
+            ch.stop(c, "Local", tag)
+            return
+    auth = ch.cp.auth()  # the parent rules and the backend need the authorization module
     for c in range(1, ch.n + 1):
         held = ch.deauth[c]
         if held is not None and await auth.may_stop(held[0], held[1], tag):
@@ -15,6 +22,7 @@ async def present(ch, tag):
             return
         tx = ch.tx[c]
         if tx is not None and await auth.may_stop(tx.tag, tx.parent, tag):
+            auth = None  # the authorization module may go before the transaction code loads
             ch.stop(c, "Local", tag)
             return
     for c in range(1, ch.n + 1):
@@ -23,13 +31,39 @@ async def present(ch, tag):
             ch.pending[c] = None
             ch.publish_status()
             return
-    c = ch.pick_connector()
+    c = pick_connector(ch)
     if c is None:
         log("card", tag, "ignored: no free connector")
         return
     info = await auth.authorize(tag)
+    auth = None  # the authorization module may go before the transaction code loads
     if info.get("status") != "Accepted":
         log("card", tag, info.get("status"))
         ch.board.event("auth", c, info.get("status"))
         return
-    await ch.identified(c, tag, info)
+    await identified(ch, c, tag, info)
+
+
+def pick_connector(ch):
+    """A plugged free connector first, else the first free one; None if all are busy. A
+    connector where an identification waits for a plug is not free."""
+    first = None
+    for c in range(1, ch.n + 1):
+        if ch.free(c) and ch.pending[c] is None:
+            if ch.plugged(c):
+                return c
+            if first is None:
+                first = c
+    return first
+
+
+async def identified(ch, c, tag, info, fixed=False):
+    """An accepted identification (card, or RemoteStart: `fixed` when it named the connector):
+    start now if plugged, else wait ConnectionTimeOut for a plug (on c, or on any free
+    connector when not fixed; cp/charging.py waiting_for)."""
+    if ch.plugged(c):
+        await ch.start(c, tag, info)
+    else:
+        deadline = time.ticks_add(time.ticks_ms(), ch.config.get("ConnectionTimeOut") * 1000)
+        ch.pending[c] = [tag, info, deadline, fixed]
+    ch.publish_status()

@@ -64,19 +64,9 @@ class ChargePoint:
         """Send a non-transaction message if connected and registered; dropped otherwise."""
         rpc = self.online()
         if rpc is not None:
-            asyncio.create_task(self._send(rpc, action, payload))
+            asyncio.create_task(self.send(rpc, action, payload))
 
-    async def data_transfer(self, vendor_id, message_id=None, data=None):
-        """DataTransfer to the backend: its conf payload, or None when not connected or failed."""
-        payload = {"vendorId": vendor_id}
-        if message_id is not None:
-            payload["messageId"] = message_id
-        if data is not None:
-            payload["data"] = data
-        rpc = self.online()
-        return None if rpc is None else await self._send(rpc, "DataTransfer", payload)
-
-    async def _send(self, rpc, action, payload):
+    async def send(self, rpc, action, payload):
         try:
             return await rpc.call(action, payload, self.call_timeout())
         except Exception as e:  # CallError, CallTimeout, ConnectionClosed: not queued by design

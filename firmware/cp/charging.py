@@ -220,29 +220,6 @@ class Charging:
             self.board.event("card", 0, tag)
             await lazy.load("cp.cards").present(self, tag)
 
-    def pick_connector(self):
-        """A plugged free connector first, else the first free one; None if all are busy. A
-        connector where an identification waits for a plug is not free."""
-        first = None
-        for c in range(1, self.n + 1):
-            if self.free(c) and self.pending[c] is None:
-                if self.plugged(c):
-                    return c
-                if first is None:
-                    first = c
-        return first
-
-    async def identified(self, c, tag, info, fixed=False):
-        """An accepted identification (card, or RemoteStart: `fixed` when it named the connector):
-        start now if plugged, else wait ConnectionTimeOut for a plug (on c, or on any free
-        connector when not fixed)."""
-        if self.plugged(c):
-            await self.start(c, tag, info)
-        else:
-            deadline = time.ticks_add(time.ticks_ms(), self.config.get("ConnectionTimeOut") * 1000)
-            self.pending[c] = [tag, info, deadline, fixed]
-        self.publish_status()
-
     # --- transactions (cp/session.py, loaded for each start and stop) -----------------------------
     async def start(self, c, tag, info, reservation=None):
         """Start a transaction on c for an accepted idTag: True once it runs."""
@@ -263,22 +240,17 @@ class Charging:
         self.publish_status()
         return True
 
-    def stop_all(self, reason):
-        for c in range(1, self.n + 1):
-            self.stop(c, reason)
-
-    def find_tx(self, transaction_id):
-        """The connector whose transaction has this backend id, or None."""
-        for c in range(1, self.n + 1):
-            tx = self.tx[c]
-            if tx is not None and self.queue.tx_id(tx.key) == transaction_id:
-                return c
-        return None
-
     def on_conf(self, action, payload, conf):
-        """A transaction message was confirmed (cp/txqueue.py): its idTagInfo, if any, counts."""
-        if conf.get("idTagInfo") is not None:
-            lazy.load("cp.session").confirmed(self, action, payload, conf["idTagInfo"])
+        """A transaction message was confirmed (cp/txqueue.py): its idTagInfo goes to the cache;
+        a StartTransaction the backend refused is handled by cp/session.py."""
+        info = conf.get("idTagInfo")
+        if info is None:
+            return
+        tag = payload.get("idTag")
+        if tag:
+            self.cp.auth().update(tag, info)
+        if action == "StartTransaction" and info.get("status") != "Accepted":
+            lazy.load("cp.session").refused(self, payload, info)
 
     def _check_invalid_energy(self, c, tx):
         # StopTransactionOnInvalidId with MaxEnergyOnInvalidId: charge up to that energy, then stop.
@@ -382,8 +354,10 @@ class Charging:
             return
         tx.wh = reading["energy_wh"]
         tx.t = ts
-        self.queue.push("MeterValues", payload, tx.key)
+        # Saved first: a power cut between the two loses this sample, never dates the
+        # PowerLoss StopTransaction before a MeterValues already sent.
         self.save(c)
+        self.queue.push("MeterValues", payload, tx.key)
 
     # --- status -----------------------------------------------------------------------------------
     def status_of(self, c):

@@ -212,30 +212,3 @@ class Config:
             if self.change(name, str(text), by_backend=False) in (NOT_SUPPORTED, REJECTED):
                 bad.append(name)
         return bad
-
-    def entries(self, wanted=None):
-        """Yield (name, readonly, value-or-None, known) for GetConfiguration.
-
-        Without `wanted`: every readable key; the Vendor keys only with ReportVendorKeys."""
-        ints = self.get("IntegerBooleans")
-        if wanted:
-            for name in wanted:
-                r = row(name)
-                if r is None:
-                    yield name, True, None, False
-                else:
-                    yield self._entry(r, True, ints)
-            return
-        vendor = self.get("ReportVendorKeys")
-        for r in rows():
-            if vendor or r[PROFILE] != "Vendor":
-                e = self._entry(r, False, ints)
-                if e is not None:
-                    yield e
-
-    def _entry(self, r, asked, ints):
-        name = r[NAME]
-        if _has(r, "secret") or not readable(r):
-            # known, but never read back (AuthorizationKey): only when asked for by name
-            return (name, False, None, True) if asked else None
-        return name, not writable(r), render(r, self.get(name), ints), True

@@ -1,4 +1,5 @@
 # GetConfiguration / ChangeConfiguration over the configuration registry.
+from cp import config as registry
 from ocpp.rpc import CallError
 
 
@@ -8,7 +9,7 @@ async def get_configuration(cp, payload):
         raise CallError("OccurenceConstraintViolation", "more keys than GetConfigurationMaxKeys")
     known = []
     unknown = []
-    for name, readonly, value, found in cp.config.entries(names):
+    for name, readonly, value, found in entries(cp.config, names):
         if not found:
             unknown.append(name)
             continue
@@ -32,3 +33,32 @@ async def change_configuration(cp, payload):
     if status == "Accepted" and payload["key"] in _RECONNECT_KEYS and cp.link is not None:
         return {"status": status}, cp.link.reconnect
     return {"status": status}
+
+
+def entries(config, wanted=None):
+    """Yield (name, readonly, value-or-None, known) for GetConfiguration.
+
+    Without `wanted`: every readable key; the Vendor keys only with ReportVendorKeys."""
+    ints = config.get("IntegerBooleans")
+    if wanted:
+        for name in wanted:
+            r = registry.row(name)
+            if r is None:
+                yield name, True, None, False
+            else:
+                yield _entry(config, r, True, ints)
+        return
+    vendor = config.get("ReportVendorKeys")
+    for r in registry.rows():
+        if vendor or r[registry.PROFILE] != "Vendor":
+            e = _entry(config, r, False, ints)
+            if e is not None:
+                yield e
+
+
+def _entry(config, r, asked, ints):
+    name = r[registry.NAME]
+    if "secret" in r[registry.ACCESS] or not registry.readable(r):
+        # known, but never read back (AuthorizationKey): only when asked for by name
+        return (name, False, None, True) if asked else None
+    return name, not registry.writable(r), registry.render(r, config.get(name), ints), True

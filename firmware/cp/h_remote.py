@@ -1,9 +1,11 @@
 # RemoteStartTransaction / RemoteStopTransaction (OCPP 1.6 §5.11, §5.12).
+import lazy
 from log import log
 
 
 async def remote_start(cp, payload):
     ch = cp.charging
+    cards = lazy.load("cp.cards")
     c = payload.get("connectorId")
     profile = payload.get("chargingProfile")
     if cp.registration != "Accepted":
@@ -11,7 +13,7 @@ async def remote_start(cp, payload):
     if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
         return {"status": "Rejected"}
     if c is None:
-        c = ch.pick_connector()
+        c = cards.pick_connector(ch)
     if c is None or c < 1 or c > ch.n or not ch.free(c) or ch.pending[c] is not None:
         return {"status": "Rejected"}
     tag = payload["idTag"]
@@ -25,16 +27,19 @@ async def remote_start(cp, payload):
                 log("remote start: idTag", tag, info.get("status"))
                 return
         if ch.free(c):
-            await ch.identified(c, tag, info, fixed)
+            await cards.identified(ch, c, tag, info, fixed)
 
     return {"status": "Accepted"}, begin
 
 
 async def remote_stop(cp, payload):
     ch = cp.charging
-    c = ch.find_tx(payload["transactionId"])
-    if c is None:
-        return {"status": "Rejected"}
+    wanted = payload["transactionId"]
+    c = 1
+    while c <= ch.n and (ch.tx[c] is None or cp.queue.tx_id(ch.tx[c].key) != wanted):
+        c += 1
+    if c > ch.n:
+        return {"status": "Rejected"}  # no running transaction has that id: nothing stops
 
     async def end():
         ch.stop(c, "Remote")

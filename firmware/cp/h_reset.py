@@ -8,7 +8,9 @@ async def reset(cp, payload):
     kind = payload["type"]
 
     async def restart():
-        cp.charging.stop_all(kind + "Reset")
+        ch = cp.charging
+        for c in range(1, ch.n + 1):
+            ch.stop(c, kind + "Reset")
         await cp.queue.drain(DRAIN_MS)
         cp.request_reset(kind)
 

@@ -73,18 +73,14 @@ def stop(ch, c, reason, tag):
     log("session: connector", c, "transaction", tx.key, "stopped:", reason)
 
 
-def confirmed(ch, action, payload, info):
-    """The idTagInfo of a confirmed Start/StopTransaction: into the cache; a StartTransaction the
-    backend refused (OCPP 1.6 §5.16, errata 3.17: online or offline) is stopped (DeAuthorized,
-    after MaxEnergyOnInvalidId) or suspended (StopTransactionOnInvalidId false)."""
-    tag = payload.get("idTag")
-    if tag:
-        ch.cp.auth().update(tag, info)
-    if action != "StartTransaction":
-        return
+def refused(ch, payload, info):
+    """The backend did not accept a StartTransaction's idTag (OCPP 1.6 §5.16, errata 3.17: online
+    or offline): the transaction, if it still runs, is stopped (DeAuthorized, after
+    MaxEnergyOnInvalidId) or suspended (StopTransactionOnInvalidId false)."""
+    tag = payload["idTag"]
     c = payload["connectorId"]
     tx = ch.tx[c] if 1 <= c <= ch.n else None
-    if tx is None or tx.tag != tag or info.get("status") == "Accepted":
+    if tx is None or tx.tag != tag:
         return
     log("session: connector", c, "backend refused", tag, info.get("status"))
     tx.parent = info.get("parentIdTag", tx.parent)

@@ -14,9 +14,11 @@ from asyncio import sleep  # a module global: tests replace it to see the retry 
 from log import log
 from ocpp import validate
 from ocpp.rpc import CallError, CallTimeout
+from ocpp.ws import ConnectionClosed
 from store import atomic
 
 NO_ID = -1  # the transactionId of a transaction whose StartTransaction was given up
+RETRY_AFTER_ERROR_S = 1  # after a local failure (no memory, flash) while delivering
 
 
 class TxQueue:
@@ -68,13 +70,19 @@ class TxQueue:
         BootNotification Accepted). Ends by cancellation or ConnectionClosed from rpc.call."""
         journal = self.journal
         while True:
-            rec = journal.first()
-            if rec is None:
-                self._empty.set()
-                self._more.clear()
-                await self._more.wait()
-                continue
-            await self._send(rpc, *rec)
+            try:
+                rec = journal.first()
+                if rec is None:
+                    self._empty.set()
+                    self._more.clear()
+                    await self._more.wait()
+                    continue
+                await self._send(rpc, *rec)
+            except ConnectionClosed:
+                raise
+            except Exception as e:  # MemoryError, a flash error: the record stays, try again
+                log("txqueue: delivery failed, retrying:", repr(e))
+                await sleep(RETRY_AFTER_ERROR_S)
 
     async def _send(self, rpc, seq, action, payload, tx):
         config = self._config

@@ -1,7 +1,7 @@
 # The configuration registry: typed values, OCPP statuses, persistence on flash.
 import os
 
-from cp import config
+from cp import config, h_config
 
 PATH = "/tmp/mp_test_config.json"
 
@@ -60,15 +60,15 @@ def test_secret_is_never_read_back():
     c = fresh()
     assert c.get("AuthorizationKey") == ""  # not set
     c.change("AuthorizationKey", "0123456789abcdef0123")
-    everything = list(c.entries())
+    everything = list(h_config.entries(c))
     assert all(e[0] != "AuthorizationKey" for e in everything)
-    (entry,) = list(c.entries(["AuthorizationKey"]))
+    (entry,) = list(h_config.entries(c, ["AuthorizationKey"]))
     assert entry == ("AuthorizationKey", False, None, True)
 
 
 def test_entries_for_get_configuration():
     c = fresh({"NumberOfConnectors": 1})
-    got = {e[0]: e for e in c.entries(["HeartbeatInterval", "Nope", "NumberOfConnectors"])}
+    got = {e[0]: e for e in h_config.entries(c, ["HeartbeatInterval", "Nope", "NumberOfConnectors"])}
     assert got["HeartbeatInterval"] == ("HeartbeatInterval", False, "300", True)
     assert got["Nope"][3] is False
     assert got["NumberOfConnectors"] == ("NumberOfConnectors", True, "1", True)

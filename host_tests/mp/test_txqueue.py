@@ -277,3 +277,15 @@ async def test_meter_values_are_thinned_start_and_stop_are_kept():
 async def test_drain_is_true_at_once_when_empty():
     q = new_queue()
     assert await q.drain(0)
+
+
+async def test_a_local_failure_while_sending_keeps_the_message_and_retries():
+    q = new_queue()
+    key = q.push("StartTransaction", START)
+    # No memory for this attempt (MemoryError on the charger's side), then the backend answers.
+    rpc = FakeRpc([MemoryError("no memory"), start_conf(5)])
+    with Waits() as w:
+        assert await deliver(q, rpc)
+    assert [a for a, _ in rpc.sent] == ["StartTransaction", "StartTransaction"]
+    assert w.seconds == [txqueue.RETRY_AFTER_ERROR_S]
+    assert q.tx_id(key) == 5 and len(q) == 0
