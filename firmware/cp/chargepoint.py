@@ -8,11 +8,10 @@ import asyncio
 import time
 
 import lazy
-from cp import clock
+from cp import charging, clock
 from log import log
 from ocpp.rpc import CallError, CallTimeout
 
-AUTH_CACHE = "/auth_cache.json"
 MAX_TRANSITIONS = 32  # status changes waiting to be sent; beyond, only the current ones go
 
 
@@ -54,7 +53,7 @@ class ChargePoint:
     def auth(self):
         """Authorization (cp/auth.py), loaded for this use: cards and remote starts are rare next
         to the RAM the module would hold; the cache lives on flash."""
-        return lazy.load("cp.auth").Auth(self, self.board.flash + AUTH_CACHE)
+        return lazy.load("cp.auth").Auth(self, self.board.flash + charging.AUTH_CACHE)
 
     def online(self):
         """The connection to call the backend on, or None (not connected, or not Accepted yet)."""

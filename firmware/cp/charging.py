@@ -19,6 +19,7 @@ from store import atomic
 TICK_MS = 200
 TX_DIR = "/tx"
 AVAIL_FILE = "/availability.json"
+AUTH_CACHE = "/auth_cache.json"  # cp/auth_cache.py
 METER_CHECK_MS = 1000
 
 # Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
@@ -247,8 +248,14 @@ class Charging:
         if info is None:
             return
         tag = payload.get("idTag")
-        if tag:
-            self.cp.auth().update(tag, info)
+        local_list = self.cp.local_list
+        if (
+            tag
+            and self.config.get("AuthorizationCacheEnabled")
+            and (local_list is None or local_list.get(tag) is None)
+        ):
+            # Only the cache, not the authorization rules: list entries are never cached.
+            lazy.load("cp.auth_cache").Cache(self.cp.board.flash + AUTH_CACHE).put(tag, info)
         if action == "StartTransaction" and info.get("status") != "Accepted":
             lazy.load("cp.session").refused(self, payload, info)
 

@@ -12,7 +12,6 @@ import asyncio
 from asyncio import sleep  # a module global: tests replace it to see the retry waits
 
 from log import log
-from ocpp import validate
 from ocpp.rpc import CallError, CallTimeout
 from ocpp.ws import ConnectionClosed
 from store import atomic
@@ -102,10 +101,6 @@ class TxQueue:
                 await sleep(config.get("TransactionMessageRetryInterval") * failures)
                 return
             log("txqueue: gave up", action, seq, "after", failures, "attempts:", e.code, e.description)
-            self._settle(seq, action, tx, NO_ID)
-            return
-        except validate.Invalid as e:  # our own payload is malformed: it can never be delivered
-            log("txqueue: dropped malformed", action, seq, e.code, e.text)
             self._settle(seq, action, tx, NO_ID)
             return
         self._settle(seq, action, tx, conf.get("transactionId"))

@@ -2,7 +2,8 @@
 import os
 
 from cp import clock
-from cp.auth import CACHE_MAX, Auth
+from cp.auth import Auth
+from cp.auth_cache import CACHE_MAX
 from cp.config import Config
 from cp.h_cache import clear_cache
 from ocpp.rpc import CallError, CallTimeout

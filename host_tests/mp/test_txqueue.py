@@ -5,7 +5,6 @@ import os
 
 from cp import config, txqueue
 from cp.txqueue import TxQueue
-from ocpp import validate
 from ocpp.rpc import CallError, CallTimeout
 from ocpp.ws import ConnectionClosed
 from store.journal import Journal
@@ -181,18 +180,6 @@ async def test_given_up_meter_values_do_not_block_the_queue():
     assert [a for a, _ in rpc.sent] == ["StartTransaction", "MeterValues", "StopTransaction"]
     assert w.seconds == []
     assert rpc.sent[2][1]["transactionId"] == 5
-
-
-async def test_a_payload_that_fails_our_own_schema_check_is_dropped_not_retried_forever():
-    q = new_queue()
-    key = q.push("StartTransaction", {"connectorId": 1})  # a firmware bug: fields missing
-    q.push("StopTransaction", STOP, key)
-    rpc = FakeRpc([validate.Invalid("OccurenceConstraintViolation", "idTag"), ACCEPTED])
-    with Waits() as w:
-        assert await deliver(q, rpc)
-    assert [a for a, _ in rpc.sent] == ["StartTransaction", "StopTransaction"]
-    assert w.seconds == []
-    assert rpc.sent[1][1]["transactionId"] == -1
 
 
 async def test_timeout_resends_after_the_interval_without_counting():
