@@ -4,11 +4,12 @@
 # The packages are frozen from source, compiled by the firmware's own mpy-cross (-O2 as ours).
 # board and app are renamed modules (boards/esp32.py, firmware/main.py), which module() cannot do,
 # so their .mpy from the build tree is frozen as is. What stays on flash: /main.py (the boot
-# stub, source) and the schema tables (ocpp/schemas/*.json, opened as files).
+# stub, source) and the data files opened as files: the schema tables (ocpp/schemas/*.json) and
+# the configuration key table (cp/keys.txt).
 # ruff: noqa: F821 -- include, package, module, freeze_mpy: given by makemanifest when it runs this
 include("$(PORT_DIR)/boards/manifest.py")
 for _pkg in ("cp", "evse", "hal", "ocpp", "store"):
     package(_pkg, base_path="../firmware", opt=2)
-for _mod in ("log.py", "version.py"):
+for _mod in ("lazy.py", "log.py", "version.py"):
     module(_mod, base_path="../firmware", opt=2)
 freeze_mpy("../build/esp32", ("board.mpy", "app.mpy"))
