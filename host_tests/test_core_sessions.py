@@ -106,3 +106,15 @@ def test_ev_unplug_keeps_transaction_when_configured(csms, make_sim):
     no_call(csms, "StopTransaction", 1)
     assert csms.call(CP, "RemoteStopTransaction", {"transactionId": tx}) == {"status": "Accepted"}
     assert csms.wait_for_call(CP, "StopTransaction")["reason"] == "Remote"
+
+
+def test_free_charging_needs_no_transaction(csms, make_sim):
+    sim = start_charger(csms, make_sim, sets={"FreeCharging": "true"})
+    plug(sim)
+    wait_status(csms, 1, "Charging")
+    st = wait_charging(sim)
+    assert next(x for x in st["connectors"] if x["id"] == 1)["locked"] is True
+    sim.ok({"cmd": "unplug", "connector": 1})
+    wait_status(csms, 1, "Available")
+    assert sim.connector(1)["relay"] is False
+    assert csms.count(CP, "StartTransaction") == 0 and csms.count(CP, "Authorize") == 0

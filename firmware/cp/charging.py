@@ -175,8 +175,10 @@ class Charging:
             if p is not None:
                 await self.start(c, p[0], p[1])
             elif self.config.get("FreeCharging") and self.free(c):
-                self.safety.offer(c, self.config.get("MaxCurrent"))
-                self.safety.allow(c, True)
+                s = self.safety
+                s.lock(c, True)
+                s.offer(c, self.config.get("MaxCurrent"))
+                s.allow(c, True)
 
     def free(self, c):
         """Connector c may start a transaction now."""
@@ -392,6 +394,8 @@ class Charging:
             return "Unavailable", "NoError", None
         if self.finishing[c]:
             return "Finishing", warn, None
+        if self.safety.relay_closed(c):  # FreeCharging: energy without a transaction
+            return "Charging", warn, None
         r = self.reservations
         if r is not None and r.reserved(c):
             return "Reserved", warn, None
