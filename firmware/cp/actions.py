@@ -11,4 +11,9 @@ ACTIONS = {
     "UnlockConnector": ("cp.h_unlock", "unlock_connector"),
     "ClearCache": ("cp.h_cache", "clear_cache"),
     "DataTransfer": ("cp.h_data", "data_transfer"),
+    "SendLocalList": ("cp.h_locallist", "send_local_list"),
+    "GetLocalListVersion": ("cp.h_locallist", "get_local_list_version"),
+    "ReserveNow": ("cp.h_reserve", "reserve_now"),
+    "CancelReservation": ("cp.h_reserve", "cancel_reservation"),
+    "TriggerMessage": ("cp.h_trigger", "trigger_message"),
 }
