@@ -1,6 +1,7 @@
 """A complete charging session on the simulated charger, as `make bench` and the heap test run it.
 
-boot -> plug -> card (Authorize) -> charge with MeterValues every second -> card stop -> unplug
+boot -> plug -> card (Authorize) -> charge with MeterValues every second, the backend reads every
+configuration key -> card stop -> unplug
 -> network down -> the same card starts and stops a session offline (cache) -> network up ->
 the queued StartTransaction, MeterValues and StopTransaction are delivered, the Stop carrying
 the id the backend gave the Start.
@@ -64,6 +65,8 @@ def session(heap, workdir, log_name="session"):
             csms.wait_for_call(CP, "StartTransaction")
             for _ in range(2):
                 csms.wait_for_call(CP, "MeterValues", timeout=5)
+            keys = csms.call(CP, "GetConfiguration", {})["configurationKey"]  # every key, while charging
+            assert len(keys) >= 40, len(keys)
             _stop(sim, "TAG1")
             assert csms.wait_for_call(CP, "StopTransaction")["transactionId"] == 1
             # offline session, replayed on reconnect

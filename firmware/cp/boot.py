@@ -28,14 +28,25 @@ async def register(cp, rpc):
             log("BootNotification failed:", e)
             await asyncio.sleep(RETRY_S)
             continue
-        cp.registration = conf["status"]
-        cp.set_clock(conf)
-        interval = conf["interval"]
-        log("registration", cp.registration, "interval", interval)
-        if cp.registration == "Accepted":
-            if interval > 0:
-                cp.config.change("HeartbeatInterval", str(interval), by_backend=False)
+        interval = registered(cp, rpc, conf)
+        for _ in range(interval if interval > 0 else RETRY_S):
+            if cp.registration == "Accepted":  # a triggered BootNotification may get there first
+                return
+            await asyncio.sleep(1)
+
+
+def registered(cp, rpc, conf):
+    """Apply a BootNotification.conf (ours, or one the backend triggered): registration, clock,
+    HeartbeatInterval. Returns the interval."""
+    was = cp.registration
+    cp.registration = conf["status"]
+    cp.set_clock(conf)
+    interval = conf["interval"]
+    log("registration", cp.registration, "interval", interval)
+    if cp.registration == "Accepted":
+        if interval > 0:
+            cp.config.change("HeartbeatInterval", str(interval), by_backend=False)
+        if was != "Accepted":
             cp.report_all()  # a fresh boot reports every connector
-            return
-        rpc.answer_calls = cp.registration != "Rejected"
-        await asyncio.sleep(interval if interval > 0 else RETRY_S)
+    rpc.answer_calls = cp.registration != "Rejected"
+    return interval

@@ -2,6 +2,7 @@
 # stops the transaction it may stop (the same tag, or one with the same parentIdTag), releases
 # a cable held after DeAuthorized, withdraws its own waiting identification, or is authorized
 # and starts a transaction: now if a connector is plugged, else when one is (ConnectionTimeOut).
+# While connectors are reserved, cp/reservation.py says which one it may take.
 import time
 
 from log import log
@@ -41,7 +42,15 @@ async def present(ch, tag):
         log("card", tag, info.get("status"))
         ch.board.event("auth", c, info.get("status"))
         return
-    await identified(ch, c, tag, info)
+    reservation = None
+    fixed = False
+    if ch.reservations is not None:  # the parentIdTag the backend or the cache gave counts too
+        c, reservation, fixed = ch.reservations.connector_for(tag, info.get("parentIdTag"))
+        if c is None:
+            log("card", tag, "refused: the free connectors are reserved")
+            ch.board.event("auth", 0, "Reserved")
+            return
+    await identified(ch, c, tag, info, fixed, reservation)
 
 
 def pick_connector(ch):
@@ -57,13 +66,14 @@ def pick_connector(ch):
     return first
 
 
-async def identified(ch, c, tag, info, fixed=False):
-    """An accepted identification (card, or RemoteStart: `fixed` when it named the connector):
-    start now if plugged, else wait ConnectionTimeOut for a plug (on c, or on any free
-    connector when not fixed; cp/charging.py waiting_for)."""
+async def identified(ch, c, tag, info, fixed=False, reservation=None):
+    """An accepted identification (card, or RemoteStart: `fixed` when it named the connector or
+    uses a connector's reservation; `reservation`: the reservationId it uses): start now if
+    plugged, else wait ConnectionTimeOut for a plug (on c, or on any free connector when not
+    fixed; cp/charging.py waiting_for)."""
     if ch.plugged(c):
-        await ch.start(c, tag, info)
+        await ch.start(c, tag, info, reservation)
     else:
         deadline = time.ticks_add(time.ticks_ms(), ch.config.get("ConnectionTimeOut") * 1000)
-        ch.pending[c] = [tag, info, deadline, fixed]
+        ch.pending[c] = [tag, info, deadline, fixed, reservation]
     ch.publish_status()

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 import lazy
-from cp import clock, metering
+from cp import clock
 from evse import safety as sl
 from log import log
 from store import atomic
@@ -20,6 +20,7 @@ TICK_MS = 200
 TX_DIR = "/tx"
 AVAIL_FILE = "/availability.json"
 AUTH_CACHE = "/auth_cache.json"  # cp/auth_cache.py
+RESERVATIONS = "/reservations.json"  # cp/reservation.py
 METER_CHECK_MS = 1000
 
 # Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
@@ -88,7 +89,10 @@ class Charging:
         self._busy = [False] * (n + 1)  # a start is being set up on this connector
         self._next_aligned = None
         self._meter_check_ms = 0
-        self.reservations = None  # hook for the Reservation profile (a later issue)
+        # cp/reservation.py Reservations while something is reserved (kept on flash), else None:
+        # the module is not even loaded without reservations.
+        items = atomic.read_json(flash + RESERVATIONS, None)
+        self.reservations = lazy.load("cp.reservation").Reservations(self, items) if items else None
 
     # --- from the safety loop (runs inside its iteration: note and return) ----------------------
     def on_pilot(self, c, state):
@@ -173,7 +177,7 @@ class Charging:
                 return
             p = self.waiting_for(c)
             if p is not None:
-                await self.start(c, p[0], p[1])
+                await self.start(c, p[0], p[1], p[4])
             elif self.config.get("FreeCharging") and self.free(c):
                 s = self.safety
                 s.lock(c, True)
@@ -202,6 +206,9 @@ class Charging:
                 i += 1
             if i > self.n:
                 return None
+            r = self.reservations
+            if r is not None and not r.may_move(pending[i], c):
+                return None  # c is held for a reservation this identification does not have
         p = pending[i]
         pending[i] = None
         return p
@@ -284,7 +291,7 @@ class Charging:
         for c in range(1, self.n + 1):
             if self.board.meter(c) is None:
                 continue
-            bad = metering.energy_wh(self.board, c) is None
+            bad = self.energy(c) is None
             if bad != self.meter_fault[c]:
                 self.meter_fault[c] = bad
                 self.board.event("fault" if bad else "fault_clear", c, "meter")
@@ -306,9 +313,13 @@ class Charging:
     def energy(self, c):
         """The energy register of connector c's meter; 0 on a board without a meter, None when
         the meter does not answer."""
-        if self.board.meter(c) is None:
+        meter = self.board.meter(c)
+        if meter is None:
             return 0
-        return metering.energy_wh(self.board, c)
+        try:
+            return meter.read()["energy_wh"]
+        except OSError:
+            return None
 
     def _sample(self, c, tx):
         # Sample.Periodic every MeterValueSampleInterval from the transaction's start.
@@ -330,13 +341,15 @@ class Charging:
         # transaction the values are sent if online, not journaled.
         interval = self.config.get("ClockAlignedDataInterval")
         now = clock.now()
-        if interval <= 0 or self._next_aligned is None:
-            self._next_aligned = metering.next_aligned(now, interval)
+        if interval <= 0:
+            self._next_aligned = None
             return
-        if now < self._next_aligned:
+        if self._next_aligned is not None and now < self._next_aligned:
             return
         ts = self._next_aligned
-        self._next_aligned = metering.next_aligned(now, interval)
+        self._next_aligned = lazy.load("cp.metering").next_aligned(now, interval)
+        if ts is None:  # just switched on: the first boundary is ahead
+            return
         for c in range(1, self.n + 1):
             self._measure(c, self.tx[c], ts, "Sample.Clock", "MeterValuesAlignedData", "StopTxnAlignedData")
 
@@ -347,6 +360,7 @@ class Charging:
         if meter is None:
             return
         offered = self.safety.offered_amps(c)
+        metering = lazy.load("cp.metering")  # for this reading only (every sample interval)
         try:
             reading = meter.read()
             mv = metering.meter_value(self.board, c, self.config.get(key), context, offered, ts, reading)
@@ -396,14 +410,18 @@ class Charging:
             return "Finishing", warn, None
         if self.safety.relay_closed(c):  # FreeCharging: energy without a transaction
             return "Charging", warn, None
+        if self.pending[c] is not None:  # identified (the reserved idTag too): waiting for a plug
+            return "Preparing", warn, None
         r = self.reservations
         if r is not None and r.reserved(c):
             return "Reserved", warn, None
-        if pilot in _PLUGGED or pilot in _PILOT_FAULT or self.pending[c] is not None:
+        if pilot in _PLUGGED or pilot in _PILOT_FAULT:
             return "Preparing", warn, None
         return "Available", warn, None
 
     def publish_status(self):
+        if self.reservations is not None:  # first: a reservation ending now is not reported Reserved
+            self.reservations.check()
         for c in range(self.n + 1):
             status, error, info = self.status_of(c)
             self.cp.set_status(c, status, error, info)

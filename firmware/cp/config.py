@@ -172,6 +172,19 @@ class Config:
         self._cache[name] = value
         return value
 
+    def value_of(self, r):
+        """The value of the key of row `r`, without caching it (GetConfiguration reads every key:
+        the cache keeps only what the firmware itself uses)."""
+        name = r[NAME]
+        if name in self._cache:
+            return self._cache[name]
+        if name in self._fixed:
+            return self._fixed[name]
+        if name in self._stored:
+            return self._stored[name]
+        value = parse(r, r[DEFAULT])
+        return r[DEFAULT] if value is None else value
+
     def boot_value(self, name):
         """The value in force: for a key whose change needs a reboot (RebootRequired), the value
         it had when the firmware started."""

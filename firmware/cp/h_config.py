@@ -1,26 +1,37 @@
 # GetConfiguration / ChangeConfiguration over the configuration registry.
+import json
+
 from cp import config as registry
-from ocpp.rpc import CallError
+from ocpp.rpc import CallError, Streamed
 
 
 async def get_configuration(cp, payload):
+    # The answer is streamed (one entry encoded at a time): every key's entry as dicts would be
+    # ~12 KB of heap on a 64-bit port at once, the text another ~5 KB.
     names = payload.get("key") or None
     if names and len(names) > cp.config.get("GetConfigurationMaxKeys"):
         raise CallError("OccurenceConstraintViolation", "more keys than GetConfigurationMaxKeys")
-    known = []
-    unknown = []
-    for name, readonly, value, found in entries(cp.config, names):
-        if not found:
-            unknown.append(name)
-            continue
-        entry = {"key": name, "readonly": readonly}
-        if value is not None:
-            entry["value"] = value
-        known.append(entry)
-    result = {"configurationKey": known}
-    if unknown:
-        result["unknownKey"] = unknown
-    return result
+    config = cp.config
+
+    def parts():
+        yield '{"configurationKey":['
+        sep = ""
+        for name, readonly, value, found in entries(config, names):
+            if found:
+                entry = {"key": name, "readonly": readonly}
+                if value is not None:
+                    entry["value"] = value
+                yield sep
+                yield json.dumps(entry)
+                sep = ","
+        yield "]"
+        unknown = [n for n in names if registry.row(n) is None] if names else None
+        if unknown:
+            yield ',"unknownKey":'
+            yield json.dumps(unknown)
+        yield "}"
+
+    return Streamed(parts)
 
 
 # Keys whose new value is used by reconnecting at once (security white paper A01: a new
@@ -61,4 +72,4 @@ def _entry(config, r, asked, ints):
     if "secret" in r[registry.ACCESS] or not registry.readable(r):
         # known, but never read back (AuthorizationKey): only when asked for by name
         return (name, False, None, True) if asked else None
-    return name, not registry.writable(r), registry.render(r, config.get(name), ints), True
+    return name, not registry.writable(r), registry.render(r, config.value_of(r), ints), True

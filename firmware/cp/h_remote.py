@@ -1,4 +1,5 @@
-# RemoteStartTransaction / RemoteStopTransaction (OCPP 1.6 §5.11, §5.12).
+# RemoteStartTransaction / RemoteStopTransaction (OCPP 1.6 §5.11, §5.12). A remote start on a
+# reserved connector needs the reservation's idTag (or its parentIdTag, as far as known locally).
 import lazy
 from log import log
 
@@ -18,6 +19,15 @@ async def remote_start(cp, payload):
         return {"status": "Rejected"}
     tag = payload["idTag"]
     fixed = "connectorId" in payload
+    reservation = None
+    if ch.reservations is not None:  # a parentIdTag known locally counts for a reservation
+        known = cp.auth().local(tag) or {}
+        c, reservation, held = ch.reservations.connector_for(
+            tag, known.get("parentIdTag"), payload.get("connectorId")
+        )
+        if c is None:
+            return {"status": "Rejected"}  # the connector is reserved for another idTag
+        fixed = fixed or held
 
     async def begin():
         info = {"status": "Accepted"}
@@ -27,7 +37,7 @@ async def remote_start(cp, payload):
                 log("remote start: idTag", tag, info.get("status"))
                 return
         if ch.free(c):
-            await cards.identified(ch, c, tag, info, fixed)
+            await cards.identified(ch, c, tag, info, fixed, reservation)
 
     return {"status": "Accepted"}, begin
 

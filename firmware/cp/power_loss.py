@@ -3,7 +3,7 @@
 # TX_DIR/<c>.json: its StopTransaction carries the last meter reading and time saved there (or
 # the meter's register now, when it is higher: the meter kept counting). A StartTransaction
 # journaled just before the cut, before its file was written, is stopped at its own start.
-from cp import clock, metering
+from cp import clock
 from log import log
 from store import atomic
 
@@ -22,7 +22,7 @@ def recover(ch):
         if isinstance(saved, dict) and "key" in saved:
             key = saved["key"]
             if starts.get(key, 0) is not None:  # not stopped yet
-                wh = metering.energy_wh(ch.board, c)
+                wh = ch.energy(c)
                 meter_stop = wh if wh is not None and wh >= saved["wh"] else saved["wh"]
                 _stop(ch, key, saved["tag"], meter_stop, saved["t"], saved["data"])
             starts[key] = None

@@ -1,11 +1,13 @@
 # Starting and ending transactions (loaded by cp/charging.py for each start, stop or
 # confirmation, then dropped): the lock, meterStart/meterStop, the StartTransaction and
 # StopTransaction journaled before anything else happens, the running transaction's file on
-# flash, and what the backend's idTagInfo means for a running transaction.
+# flash, and what the backend's idTagInfo means for a running transaction. A transaction started
+# for a reservation ends it.
 import asyncio
 import time
 
-from cp import clock, metering
+import lazy
+from cp import clock
 from cp.charging import Tx
 from evse.safety import FAULT_LOCK
 from log import log
@@ -31,9 +33,14 @@ async def start(ch, c, tag, info, reservation):
         return False
     now = clock.now()
     payload = {"connectorId": c, "idTag": tag, "meterStart": wh, "timestamp": clock.iso(now)}
-    if reservation is not None:
+    # The transaction ends its reservation (gone already if it expired while the EV came); after
+    # the Start is journaled, so that a power cut in between loses neither.
+    r = ch.reservations
+    if reservation is not None and r is not None and r.find(reservation) is not None:
         payload["reservationId"] = reservation
     key = ch.queue.push("StartTransaction", payload)
+    if "reservationId" in payload:
+        r.end(reservation, "used")
     tx = Tx(key, tag, info.get("parentIdTag"), now, wh, reservation)
     interval = ch.config.get("MeterValueSampleInterval")
     tx.next_sample = now + interval if interval > 0 else 0
@@ -99,7 +106,9 @@ def _keep(ch, tx, c, context, ts):
     if not measurands:
         return
     try:
-        mv = metering.meter_value(ch.board, c, measurands, context, ch.safety.offered_amps(c), ts)
+        mv = lazy.load("cp.metering").meter_value(
+            ch.board, c, measurands, context, ch.safety.offered_amps(c), ts
+        )
     except OSError:
         return
     ch.add_data(tx, mv)

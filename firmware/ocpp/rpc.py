@@ -39,6 +39,15 @@ class CallTimeout(Exception):
     pass
 
 
+class Streamed:
+    """A handler's answer given as JSON text in pieces: `parts()` returns a fresh iterator of
+    str pieces (called twice: to count, then to send). Sent as one websocket frame without
+    building the whole text; not schema-checked (the handler builds it from checked values)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+
 class _Incoming(Exception):
     # A malformed incoming message: answer with this CALLERROR.
     def __init__(self, msg_id, code, text):
@@ -79,6 +88,16 @@ class Rpc:
         if self._log:
             self._log(">", text)
         await self.ws.send(text)
+
+    async def _send_streamed(self, msg_id, payload_parts):
+        def parts():
+            yield '[3,"%s",' % msg_id
+            yield from payload_parts()
+            yield "]"
+
+        if self._log:
+            self._log(">", '[3,"%s",<streamed answer>]' % msg_id)
+        await lazy.load("ocpp.ws_stream").send_parts(self.ws, parts)
 
     async def call(self, action, payload, timeout_s=30):
         """Send a CALL and return the CALLRESULT payload. Raises CallError, CallTimeout, ConnectionClosed.
@@ -178,6 +197,9 @@ class Rpc:
             result = await fn(self._context, payload)
             if isinstance(result, tuple):
                 result, after = result
+            if isinstance(result, Streamed):
+                await self._send_streamed(msg_id, result.parts)
+                return
             validate.check(action, "conf", result)
         except CallError as e:  # the handler's own refusal with a specific code
             await self._send([CALLERROR, msg_id, e.code, e.description, {}])
