@@ -13,12 +13,13 @@ import time
 
 from micropython import const
 
+import lazy
+
 MAX_MESSAGE = const(12288)
 TIMEOUT_MS = const(10000)
 
 _RA_SIZE = const(512)  # read-ahead: one read usually holds a whole small frame
 _CHUNK = const(512)  # send masking unit, multiple of 4 so every chunk starts at mask byte 0
-_CLOSE_WAIT_MS = const(2000)  # how long a close handshake may take before the socket is dropped
 _POLL_MS = const(50)  # keepalive: how often to look for the pong
 
 _OP_CONT = const(0)
@@ -99,6 +100,12 @@ def _forget_handshake():
 # years; after a while the heap may not hold a fresh max_message-sized block, while the first
 # connection, made at boot, always finds one. (One connection at a time, as OCPP has.)
 _spare_rx = None
+
+
+def _rare():
+    # The close handshake, failing a connection and the strict UTF-8 check (ocpp/ws_rare.py):
+    # loaded when a connection ends or misbehaves, not held the rest of the time.
+    return lazy.load("ocpp.ws_rare")
 
 
 def reserve(size=MAX_MESSAGE):
@@ -225,9 +232,9 @@ class WebSocket:
             op = b0 & 0x0F
             fin = b0 & 0x80
             if b0 & 0x70:
-                raise await self._fail(1002, "reserved bits set")
+                raise await _rare().fail(self, 1002, "reserved bits set")
             if b1 & 0x80:
-                raise await self._fail(1002, "masked frame from server")
+                raise await _rare().fail(self, 1002, "masked frame from server")
             n = b1 & 0x7F
             if n == 126:
                 await self._read(self._hdrmv[2:4])
@@ -237,28 +244,28 @@ class WebSocket:
                 n = int.from_bytes(self._hdrmv[2:10], "big")
             if op >= 8:
                 if not fin or n > 125:
-                    raise await self._fail(1002, "bad control frame")
+                    raise await _rare().fail(self, 1002, "bad control frame")
                 payload = self._ctlmv[0:n]
                 await self._read(payload)
                 if op == _OP_PING:
                     if not self._close_sent:
                         await self._send_frame(_OP_PONG, payload)
                 elif op == _OP_CLOSE:
-                    raise await self._peer_closed(payload)
+                    raise await _rare().peer_closed(self, payload)
                 elif op != _OP_PONG:
-                    raise await self._fail(1002, "reserved opcode")
+                    raise await _rare().fail(self, 1002, "reserved opcode")
                 continue
             if op == _OP_CONT:
                 if not fragmented:
-                    raise await self._fail(1002, "continuation without a message")
+                    raise await _rare().fail(self, 1002, "continuation without a message")
             elif fragmented:
-                raise await self._fail(1002, "new message inside a fragmented one")
+                raise await _rare().fail(self, 1002, "new message inside a fragmented one")
             elif op == _OP_BINARY:
-                raise await self._fail(1003, "binary messages not accepted")
+                raise await _rare().fail(self, 1003, "binary messages not accepted")
             elif op != _OP_TEXT:
-                raise await self._fail(1002, "reserved opcode")
+                raise await _rare().fail(self, 1002, "reserved opcode")
             if n > self._max - size:
-                raise await self._fail(1009, "message over %d bytes" % self._max)
+                raise await _rare().fail(self, 1009, "message over %d bytes" % self._max)
             await self._read(rx[size : size + n])
             size += n
             if fin:
@@ -267,56 +274,10 @@ class WebSocket:
                 except UnicodeError:
                     text = None
                 # MicroPython only checks the UTF-8 structure; non-ASCII text gets the strict check.
-                if text is None or (len(text) != size and not _utf8_strict(rx, size)):
-                    raise await self._fail(1007, "invalid UTF-8")
+                if text is None or (len(text) != size and not _rare().utf8_strict(rx, size)):
+                    raise await _rare().fail(self, 1007, "invalid UTF-8")
                 return text
             fragmented = True
-
-    async def _peer_closed(self, payload):
-        n = len(payload)
-        code = 1005  # no status code in the frame
-        reason = ""
-        if n:
-            code = (payload[0] << 8) | payload[1] if n >= 2 else 0
-            if not _valid_close_code(code):
-                return await self._fail(1002, "bad close code")
-            try:
-                reason = str(payload[2:n], "utf-8")
-            except UnicodeError:
-                return await self._fail(1007, "invalid UTF-8 in close reason")
-        if not self._close_sent:
-            try:
-                await self._send_close(None if code == 1005 else code, "")
-            except ConnectionClosed:
-                pass
-        await self._abort(code, reason)
-        return ConnectionClosed(code, reason)
-
-    async def _say_close(self, code, reason):
-        # Send our close frame once, bounded: a stuck peer must not hold the close up.
-        if not self._close_sent:
-            try:
-                await asyncio.wait_for_ms(self._send_close(code, reason), _CLOSE_WAIT_MS)
-            except (ConnectionClosed, asyncio.TimeoutError):
-                pass
-
-    async def _fail(self, code, reason):
-        # Fail the connection: say why, let the peer answer briefly, then drop the socket.
-        if not self.closed:
-            await self._say_close(code, reason)
-            if not self.closed:
-                try:
-                    # The stream is out of step (unread payload): discard raw bytes until EOF.
-                    await asyncio.wait_for_ms(self._discard(), _CLOSE_WAIT_MS)
-                except Exception:
-                    pass
-            await self._abort(code, reason)
-        return ConnectionClosed(self._code, self._reason)
-
-    async def _discard(self):
-        while True:
-            if await self._s.readinto(self._ramv) == 0:
-                return
 
     async def _lost(self, why):
         await self._abort(1006, why)
@@ -342,16 +303,6 @@ class WebSocket:
         if self.closed or self._close_sent:
             raise ConnectionClosed(self._code, self._reason)
         await self._send_frame(_OP_TEXT, memoryview(text))
-
-    async def _send_close(self, code, reason):
-        self._close_sent = True
-        self._code = 1005 if code is None else code
-        self._reason = reason
-        if code is None:
-            payload = b""
-        else:
-            payload = code.to_bytes(2, "big") + reason.encode()[:123]
-        await self._send_frame(_OP_CLOSE, memoryview(payload))
 
     async def _send_frame(self, op, mv):
         n = len(mv)
@@ -405,22 +356,8 @@ class WebSocket:
 
     async def close(self, code=1000, reason=""):
         """Close handshake: send close, wait (bounded) for the server's close, drop the socket."""
-        if self.closed:
-            return
-        await self._say_close(code, reason)
         if not self.closed:
-            try:
-                if self._reading:  # the reader task will see the answer
-                    await asyncio.wait_for_ms(self._done.wait(), _CLOSE_WAIT_MS)
-                else:
-                    await asyncio.wait_for_ms(self._until_closed(), _CLOSE_WAIT_MS)
-            except (ConnectionClosed, asyncio.TimeoutError):
-                pass
-        await self._abort(code, reason)
-
-    async def _until_closed(self):
-        while True:
-            await self.recv()  # messages after our close are dropped; ends by raising
+            await _rare().close(self, code, reason)
 
     async def keepalive(self, ping_interval_s, pong_timeout_s):
         """Task: ping every ping_interval_s (0 = off); no data within pong_timeout_s -> drop.
@@ -460,41 +397,3 @@ class WebSocket:
                     await self._abort(1006, "no pong within %d s" % pong_timeout_s)
                     return
                 await asyncio.sleep_ms(left if left < _POLL_MS else _POLL_MS)
-
-
-def _valid_close_code(code):
-    if 3000 <= code <= 4999:
-        return True
-    return 1000 <= code <= 1014 and code not in (1004, 1005, 1006)
-
-
-def _utf8_strict(b, n):
-    # Rejects what MicroPython's decoder lets through: overlong forms, surrogates, > U+10FFFF.
-    i = 0
-    while i < n:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            k, lo, hi = 1, 0x80, 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            k = 2
-            lo = 0xA0 if c == 0xE0 else 0x80
-            hi = 0x9F if c == 0xED else 0xBF
-        elif 0xF0 <= c <= 0xF4:
-            k = 3
-            lo = 0x90 if c == 0xF0 else 0x80
-            hi = 0x8F if c == 0xF4 else 0xBF
-        else:
-            return False
-        if i + k >= n:
-            return False
-        d = b[i + 1]
-        if d < lo or d > hi:
-            return False
-        for j in range(i + 2, i + k + 1):
-            if b[j] & 0xC0 != 0x80:
-                return False
-        i += k + 1
-    return True
