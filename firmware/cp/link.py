@@ -20,9 +20,10 @@ from ocpp import ws as websocket
 from ocpp.rpc import Rpc
 
 # Bytes of one incoming OCPP message; bigger -> close 1009. The largest OCPP 1.6 message with
-# bounded fields is CertificateSigned (a 10,000-character chain); a SendLocalList chunk of
-# SendLocalListMaxLength entries stays below it.
-MAX_MESSAGE = 12288
+# bounded fields is CertificateSigned: a 10,000-character PEM chain, ~10,240 bytes as JSON with
+# its envelope. SendLocalListMaxLength (64) keeps a local-list chunk under it (~125 bytes per
+# entry at most).
+MAX_MESSAGE = 10752
 HANDSHAKE_TIMEOUT_MS = 15000
 STABLE_MS = 60000  # a connection that lived this long resets the backoff
 CLOCK_WAIT_MS = 30000  # how long a TLS connect waits for the board's first time sync

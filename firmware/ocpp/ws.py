@@ -15,7 +15,7 @@ from micropython import const
 
 import lazy
 
-MAX_MESSAGE = const(12288)
+MAX_MESSAGE = const(10752)
 TIMEOUT_MS = const(10000)
 
 _RA_SIZE = const(512)  # read-ahead: one read usually holds a whole small frame
