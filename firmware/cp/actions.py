@@ -16,4 +16,7 @@ ACTIONS = {
     "ReserveNow": ("cp.h_reserve", "reserve_now"),
     "CancelReservation": ("cp.h_reserve", "cancel_reservation"),
     "TriggerMessage": ("cp.h_trigger", "trigger_message"),
+    "SetChargingProfile": ("cp.h_smart", "set_charging_profile"),
+    "ClearChargingProfile": ("cp.h_smart", "clear_charging_profile"),
+    "GetCompositeSchedule": ("cp.h_smart", "get_composite_schedule"),
 }

@@ -66,14 +66,14 @@ def pick_connector(ch):
     return first
 
 
-async def identified(ch, c, tag, info, fixed=False, reservation=None):
+async def identified(ch, c, tag, info, fixed=False, reservation=None, profile=None):
     """An accepted identification (card, or RemoteStart: `fixed` when it named the connector or
     uses a connector's reservation; `reservation`: the reservationId it uses): start now if
     plugged, else wait ConnectionTimeOut for a plug (on c, or on any free connector when not
-    fixed; cp/charging.py waiting_for)."""
+    fixed; cp/charging.py waiting_for). `profile`: a RemoteStartTransaction's TxProfile."""
     if ch.plugged(c):
-        await ch.start(c, tag, info, reservation)
+        await ch.start(c, tag, info, reservation, profile)
     else:
         deadline = time.ticks_add(time.ticks_ms(), ch.config.get("ConnectionTimeOut") * 1000)
-        ch.pending[c] = [tag, info, deadline, fixed, reservation]
+        ch.pending[c] = [tag, info, deadline, fixed, reservation, profile]
     ch.publish_status()

@@ -8,6 +8,7 @@
 # transaction is mirrored in a small file per connector (TX_DIR) so that after a power cut it is
 # stopped with reason PowerLoss and its last known meter reading.
 import asyncio
+import os
 import time
 
 import lazy
@@ -22,6 +23,9 @@ AVAIL_FILE = "/availability.json"
 AUTH_CACHE = "/auth_cache.json"  # cp/auth_cache.py
 RESERVATIONS = "/reservations.json"  # cp/reservation.py
 METER_CHECK_MS = 1000
+PROFILE_DIR = "/profiles"  # cp/smart.py's profile store
+LIMIT_RECHECK_S = 300  # charging profiles are evaluated at least this often ...
+LIMIT_MIN_S = 5  # ... and at most this often: the EV must be able to follow the PWM
 
 # Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
 # first four; the meter is watched here.
@@ -73,15 +77,15 @@ class Charging:
         self.finishing = [False] * (n + 1)  # a transaction ended, the cable is still in
         self.unlock_after_stop = [False] * (n + 1)  # unlock once the contactor is open
         self.deauth = [None] * (n + 1)  # DeAuthorized: (tag, parent) whose card unlocks the cable
-        self.ev_gone = [False] * (
-            n + 1
-        )  # EV unplugged, transaction kept (StopTransactionOnEVSideDisconnect false)
+        # EV unplugged, transaction kept (StopTransactionOnEVSideDisconnect false)
+        self.ev_gone = [False] * (n + 1)
         self.meter_fault = [False] * (n + 1)
         self.inoperative = atomic.read_json(self.avail_path, None) or [False] * (n + 1)
         if len(self.inoperative) != n + 1:
             self.inoperative = [False] * (n + 1)
-        # Identified, waiting for a plug: [tag, idTagInfo, deadline_ms, fixed] per connector; a
-        # card's (not fixed) goes to whichever free connector is plugged first.
+        # Identified, waiting for a plug: [tag, idTagInfo, deadline_ms, fixed, reservationId,
+        # TxProfile] per connector; a card's (not fixed) goes to whichever free connector is
+        # plugged first.
         self.pending = [None] * (n + 1)
         self.reader_failed = False
         self._notes = []  # (connector, pilot state or None for a fault) from the safety loop
@@ -93,6 +97,13 @@ class Charging:
         # the module is not even loaded without reservations.
         items = atomic.read_json(flash + RESERVATIONS, None)
         self.reservations = lazy.load("cp.reservation").Reservations(self, items) if items else None
+        # Smart charging: the profiles' limit per connector (None: no limit) and when to evaluate
+        # them next (epoch s; None while no profile is installed).
+        self.limit = [None] * (n + 1)
+        try:
+            self.smart_due = 0 if os.listdir(flash + PROFILE_DIR) else None
+        except OSError:
+            self.smart_due = None
 
     # --- from the safety loop (runs inside its iteration: note and return) ----------------------
     def on_pilot(self, c, state):
@@ -121,6 +132,50 @@ class Charging:
         cfg = self.config
         self.safety.set_max(cfg.get("MaxCurrent"))
         self.safety.ventilation = cfg.get("ChargingInStateDAllowed")
+
+    # --- smart charging (cp/smart.py, loaded for each evaluation) -------------------------------
+    def offer_amps(self, c):
+        """What connector c may offer: MaxCurrent, or the charging profiles' limit when lower
+        (below 6 A the safety loop offers nothing: SuspendedEVSE)."""
+        cap = self.config.get("MaxCurrent")
+        lim = self.limit[c]
+        return cap if lim is None or lim > cap else lim
+
+    def limits_changed(self):
+        """Profiles were set or cleared, or a transaction started or ended: evaluate now."""
+        self.smart_due = 0
+
+    def _limits(self):
+        # The composite limit of every connector now, applied to the PWM, and when to look again:
+        # at the next change of a schedule, but not sooner than LIMIT_MIN_S (the EV must follow).
+        smart = lazy.load("cp.smart")
+        store = smart.Store(self.board.flash)
+        now = clock.now()
+        due = None  # no profile installed: nothing to evaluate until one is
+        for _ in store.entries():
+            due = now + LIMIT_RECHECK_S
+            break
+        cfg = self.config
+        for c in range(1, self.n + 1):
+            tx = self.tx[c]
+            lim = None
+            if due is not None:
+                lim, nxt = smart.limit_at(
+                    store,
+                    c,
+                    now,
+                    tx.start_s if tx else None,
+                    cfg.get("NominalVoltage"),
+                    cfg.get("SupplyPhases"),
+                )
+                if nxt is not None and nxt < due:
+                    due = nxt
+            if lim != self.limit[c]:
+                self.limit[c] = lim
+                self.board.event("limit", c, lim)
+                if tx is not None:
+                    self.safety.offer(c, self.offer_amps(c))
+        self.smart_due = None if due is None else max(due, now + LIMIT_MIN_S)
 
     def on_config(self, name, value):
         if name in ("MaxCurrent", "ChargingInStateDAllowed"):
@@ -152,6 +207,8 @@ class Charging:
                 self._sample(c, tx)
                 self._check_invalid_energy(c, tx)
         self._aligned()
+        if self.smart_due is not None and clock.now() >= self.smart_due:
+            self._limits()
         self.publish_status()
 
     # --- pilot ----------------------------------------------------------------------------------
@@ -177,7 +234,7 @@ class Charging:
                 return
             p = self.waiting_for(c)
             if p is not None:
-                await self.start(c, p[0], p[1], p[4])
+                await self.start(c, p[0], p[1], p[4], p[5])
             elif self.config.get("FreeCharging") and self.free(c):
                 s = self.safety
                 s.lock(c, True)
@@ -231,13 +288,14 @@ class Charging:
             await lazy.load("cp.cards").present(self, tag)
 
     # --- transactions (cp/session.py, loaded for each start and stop) -----------------------------
-    async def start(self, c, tag, info, reservation=None):
-        """Start a transaction on c for an accepted idTag: True once it runs."""
+    async def start(self, c, tag, info, reservation=None, profile=None):
+        """Start a transaction on c for an accepted idTag (with a RemoteStartTransaction's
+        TxProfile): True once it runs."""
         if not self.free(c):
             return False
         self._busy[c] = True
         try:
-            return await lazy.load("cp.session").start(self, c, tag, info, reservation)
+            return await lazy.load("cp.session").start(self, c, tag, info, reservation, profile)
         finally:
             self._busy[c] = False
             self.publish_status()

@@ -1,6 +1,7 @@
 # RemoteStartTransaction / RemoteStopTransaction (OCPP 1.6 §5.11, §5.12). A remote start on a
 # reserved connector needs the reservation's idTag (or its parentIdTag, as far as known locally).
 import lazy
+from cp import clock
 from log import log
 
 
@@ -11,8 +12,11 @@ async def remote_start(cp, payload):
     profile = payload.get("chargingProfile")
     if cp.registration != "Accepted":
         return {"status": "Rejected"}  # Pending: remote start is not allowed (§4.2)
-    if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
-        return {"status": "Rejected"}
+    if profile is not None and (
+        profile.get("chargingProfilePurpose") != "TxProfile"
+        or lazy.load("cp.h_smart").compact(cp.config, profile, clock.now()) is None
+    ):
+        return {"status": "Rejected"}  # TC_060: only a TxProfile this charge point can keep
     if c is None:
         c = cards.pick_connector(ch)
     if c is None or c < 1 or c > ch.n or not ch.free(c) or ch.pending[c] is not None:
@@ -37,7 +41,7 @@ async def remote_start(cp, payload):
                 log("remote start: idTag", tag, info.get("status"))
                 return
         if ch.free(c):
-            await cards.identified(ch, c, tag, info, fixed, reservation)
+            await cards.identified(ch, c, tag, info, fixed, reservation, profile)
 
     return {"status": "Accepted"}, begin
 

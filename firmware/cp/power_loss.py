@@ -3,6 +3,7 @@
 # TX_DIR/<c>.json: its StopTransaction carries the last meter reading and time saved there (or
 # the meter's register now, when it is higher: the meter kept counting). A StartTransaction
 # journaled just before the cut, before its file was written, is stopped at its own start.
+import lazy
 from cp import clock
 from log import log
 from store import atomic
@@ -27,6 +28,8 @@ def recover(ch):
                 _stop(ch, key, saved["tag"], meter_stop, saved["t"], saved["data"])
             starts[key] = None
             ch.finishing[c] = True
+            if ch.smart_due is not None:  # the transaction's TxProfiles end with it
+                lazy.load("cp.smart").Store(ch.board.flash).tx_ended(c)
         atomic.remove(path)
     for key, start in starts.items():
         if start is not None:  # cut between the journal and the file: nothing ran yet

@@ -16,7 +16,7 @@ from store import atomic
 LOCK_WAIT_MS = 1500  # the lock's feedback must confirm within this (the safety loop's LOCK_MS + margin)
 
 
-async def start(ch, c, tag, info, reservation):
+async def start(ch, c, tag, info, reservation, profile=None):
     s = ch.safety
     s.lock(c, True)
     deadline = time.ticks_add(time.ticks_ms(), LOCK_WAIT_MS)
@@ -49,7 +49,11 @@ async def start(ch, c, tag, info, reservation):
     ch.finishing[c] = False
     ch.ev_gone[c] = False
     ch.save(c)
-    s.offer(c, ch.config.get("MaxCurrent"))
+    if profile is not None:  # a RemoteStartTransaction's TxProfile, for this transaction
+        lazy.load("cp.h_smart").install(ch.cp, c, profile)
+    if ch.smart_due is not None or profile is not None:
+        ch.limits_changed()  # TxProfile, Relative schedules: they depend on this transaction
+    s.offer(c, ch.offer_amps(c))
     s.allow(c, True)
     ch.board.event("tx_start", c, key)
     log("session: connector", c, "transaction", key, "started for", tag)
@@ -69,6 +73,9 @@ def stop(ch, c, reason, tag):
         payload["transactionData"] = tx.data
     ch.queue.push("StopTransaction", payload, tx.key)
     atomic.remove(ch.tx_path(c))  # only now that the Stop is journaled (cp/power_loss.py)
+    if ch.smart_due is not None:  # its TxProfiles end with it
+        lazy.load("cp.smart").Store(ch.board.flash).tx_ended(c)
+        ch.limits_changed()
     ch.tx[c] = None
     ch.ev_gone[c] = False
     ch.finishing[c] = True  # reported even when the EV is gone; cleared once unplugged
