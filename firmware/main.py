@@ -15,6 +15,19 @@ from store import atomic
 from store.journal import Journal
 
 
+class LocalListRef:
+    """cp.local_list: the Local Authorization List on flash (cp/local_list.py, loaded for each
+    lookup: resident it is just this). get(id_tag) -> idTagInfo, or None when id_tag is not
+    listed or the list is disabled (LocalAuthListEnabled false)."""
+
+    def __init__(self, path, config):
+        self.path = path
+        self.config = config
+
+    def get(self, id_tag):
+        return lazy.load("cp.local_list").lookup(self, id_tag)
+
+
 async def run(board, preset=None):
     Link.reserve()  # the largest block the firmware needs, taken first
     flash = board.flash
@@ -24,6 +37,7 @@ async def run(board, preset=None):
         for name in config.preset(preset):
             log("preset refused:", name)
     cp = ChargePoint(board, config)
+    cp.local_list = LocalListRef(flash + "/local_list.bin", config)
     cp.queue = queue = TxQueue(Journal(flash + "/journal"), config)
     cp.charging = charging = Charging(cp, board, config, None, queue)
     # max_amps: the most a pilot can offer; the MaxCurrent key and the cable set the real limit.

@@ -70,6 +70,9 @@ class Auth:
         except (CallError, CallTimeout, ConnectionClosed):
             return None
         info = conf["idTagInfo"]
+        listed = self._listed(id_tag)
+        if listed is not None:  # the backend disagrees with the list: LocalListConflict (§3.5.3)
+            lazy.load("cp.local_list").report_conflict(self._cp, listed, info)
         self.update(id_tag, info)
         return info
 

@@ -316,11 +316,10 @@ class Charging:
             return
         tag = payload.get("idTag")
         local_list = self.cp.local_list
-        if (
-            tag
-            and self.config.get("AuthorizationCacheEnabled")
-            and (local_list is None or local_list.get(tag) is None)
-        ):
+        listed = local_list.get(tag) if tag and local_list is not None else None
+        if listed is not None and action == "StartTransaction":  # LocalListConflict (§3.5.3)
+            lazy.load("cp.local_list").report_conflict(self.cp, listed, info)
+        if tag and self.config.get("AuthorizationCacheEnabled") and listed is None:
             # Only the cache, not the authorization rules: list entries are never cached.
             lazy.load("cp.auth_cache").Cache(self.cp.board.flash + AUTH_CACHE).put(tag, info)
         if action == "StartTransaction" and info.get("status") != "Accepted":

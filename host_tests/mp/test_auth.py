@@ -67,6 +67,11 @@ class FakeCp:
             assert self.config.change(name, value) in ("Accepted", "RebootRequired"), name
         self.rpc = rpc
         self.a = Auth(self, CACHE)  # the charge point makes one per use; tests keep one
+        self.status = [("Available", "NoError", None)]
+        self.sent = []
+
+    def send_later(self, action, payload):
+        self.sent.append((action, payload))
 
     def auth(self):
         return self.a
