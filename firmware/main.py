@@ -2,6 +2,7 @@
 # board; the board object (boards/<board>.py) brings the hardware. `run` returns "reset" when the
 # backend asked for a Reset: the caller (the board's boot code, or the sim) restarts the firmware.
 import asyncio
+import os
 
 import lazy
 from cp.chargepoint import ChargePoint
@@ -25,6 +26,10 @@ class LocalListRef:
         self.config = config
 
     def get(self, id_tag):
+        try:
+            os.stat(self.path)
+        except OSError:
+            return None  # no list: the lookup code is not even loaded
         return lazy.load("cp.local_list").lookup(self, id_tag)
 
 

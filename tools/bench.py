@@ -12,7 +12,11 @@ Reported:
   - latencies of "boot, heartbeat, reconnect": boot to BootNotification, backend call round
     trip, reconnect after a CSMS restart, plug-in to detected pilot state B;
   - the heap in use once each real board's configuration (ESP32, Pico W; fake hardware modules)
-    was accepted by the backend.
+    was accepted by the backend;
+  - a 10,000-entry Local Authorization List uploaded in chunks of SendLocalListMaxLength
+    (tools/bench_locallist.py): time end to end, lookup time, peak heap;
+  - the composite schedule with the maximum profiles and periods installed (tools/bench_smart.py):
+    time and extra heap.
 Figures are for the 64-bit Unix port: a 32-bit board needs roughly 0.6x the heap.
 """
 
@@ -24,7 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_locallist import local_list_figures
 from bench_session import contactor_latencies, session
+from bench_smart import bench_smart
 from board_boot import boot
 from build import build
 from csms import CsmsSimulator
@@ -138,6 +144,10 @@ def main(argv=None):
     print("bisecting the smallest heap for a complete session ...", flush=True)
     figures["smallest_heapsize_kb"] = smallest_heap(workdir, 128, 256)
     figures["board_heap_at_boot"] = board_heaps(workdir)
+    print("local authorization list ...", flush=True)
+    figures["local_list"] = local_list_figures(workdir)
+    print("composite schedule ...", flush=True)
+    figures["smart"] = bench_smart()
     heap = figures["session_heap"]
     rtt = figures["call_round_trip_ms"]
     cb = figures["cb_to_contactor_open_ms"]
@@ -159,6 +169,8 @@ def main(argv=None):
         ("backend call round trip", "median {median} ms, p95 {p95} ms".format(**rtt)),
         ("reconnect after CSMS restart", f"{figures['reconnect_after_csms_restart_ms']} ms"),
         ("plug-in -> pilot state B detected", f"{figures['plug_to_state_b_ms']} ms"),
+        *((f"local list: {k}", str(v)) for k, v in figures["local_list"].items()),
+        *((f"composite schedule: {k}", str(v)) for k, v in figures["smart"].items()),
     ]
     width = max(len(k) for k, _ in report)
     print()

@@ -45,15 +45,17 @@ class Auth:
         if not self._store.usable(id_tag):
             return {"status": "Invalid"}
         cfg = self._cp.config
-        hit = self.local(id_tag)
-        if hit is not None and hit["status"] == "Accepted" and cfg.get("LocalPreAuthorize"):
-            return hit
+        hit = None
+        if cfg.get("LocalPreAuthorize"):  # else the local data matter only without an answer
+            hit = self.local(id_tag)
+            if hit is not None and hit["status"] == "Accepted":
+                return hit
         # Online a not-valid local entry is not trusted: the backend is asked again.
         if self._cp.online() is not None:
             info = await self._ask(id_tag)
             if info is not None:
                 return info
-            hit = self.local(id_tag)  # the list or the cache may have changed meanwhile
+        hit = self.local(id_tag)  # (again: the list or the cache may have changed meanwhile)
         # Offline. A known not-valid identifier is refused even with AllowOfflineTxForUnknownId
         # (§3.5.4); a valid one authorizes only with LocalAuthorizeOffline, else it counts as unknown.
         if hit is not None and (hit["status"] != "Accepted" or cfg.get("LocalAuthorizeOffline")):

@@ -24,8 +24,6 @@ AUTH_CACHE = "/auth_cache.json"  # cp/auth_cache.py
 RESERVATIONS = "/reservations.json"  # cp/reservation.py
 METER_CHECK_MS = 1000
 PROFILE_DIR = "/profiles"  # cp/smart.py's profile store
-LIMIT_RECHECK_S = 300  # charging profiles are evaluated at least this often ...
-LIMIT_MIN_S = 5  # ... and at most this often: the EV must be able to follow the PWM
 
 # Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
 # first four; the meter is watched here.
@@ -145,38 +143,6 @@ class Charging:
         """Profiles were set or cleared, or a transaction started or ended: evaluate now."""
         self.smart_due = 0
 
-    def _limits(self):
-        # The composite limit of every connector now, applied to the PWM, and when to look again:
-        # at the next change of a schedule, but not sooner than LIMIT_MIN_S (the EV must follow).
-        smart = lazy.load("cp.smart")
-        store = smart.Store(self.board.flash)
-        now = clock.now()
-        due = None  # no profile installed: nothing to evaluate until one is
-        for _ in store.entries():
-            due = now + LIMIT_RECHECK_S
-            break
-        cfg = self.config
-        for c in range(1, self.n + 1):
-            tx = self.tx[c]
-            lim = None
-            if due is not None:
-                lim, nxt = smart.limit_at(
-                    store,
-                    c,
-                    now,
-                    tx.start_s if tx else None,
-                    cfg.get("NominalVoltage"),
-                    cfg.get("SupplyPhases"),
-                )
-                if nxt is not None and nxt < due:
-                    due = nxt
-            if lim != self.limit[c]:
-                self.limit[c] = lim
-                self.board.event("limit", c, lim)
-                if tx is not None:
-                    self.safety.offer(c, self.offer_amps(c))
-        self.smart_due = None if due is None else max(due, now + LIMIT_MIN_S)
-
     def on_config(self, name, value):
         if name in ("MaxCurrent", "ChargingInStateDAllowed"):
             self._apply_settings()
@@ -208,7 +174,7 @@ class Charging:
                 self._check_invalid_energy(c, tx)
         self._aligned()
         if self.smart_due is not None and clock.now() >= self.smart_due:
-            self._limits()
+            lazy.load("cp.smart").apply_limits(self)
         self.publish_status()
 
     # --- pilot ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 # inefficiently below that rate, so it pauses instead. Limits are compared in amperes per
 # phase: W = A x nominal voltage x phases, phases = min(numberPhases (3 when absent), phases
 # wired).
+from cp import clock
 from store import atomic
 
 PROFILE_DIR = "/profiles"
@@ -257,3 +258,35 @@ def to_unit(amps, phases, unit_w, volts, wired):
         amps = amps * volts * min(phases or 3, wired)
     v = round(amps, 1)
     return int(v) if v == int(v) else v
+
+
+LIMIT_RECHECK_S = 300  # the profiles are evaluated at least this often ...
+LIMIT_MIN_S = 5  # ... and at most this often: the EV must be able to follow the PWM
+
+
+def apply_limits(ch):
+    """cp/charging.py, when ch.smart_due has come: the composite limit of every connector now
+    goes to ch.limit and the PWM; ch.smart_due becomes the next schedule change (not sooner than
+    LIMIT_MIN_S), or None once no profile is installed."""
+    store = Store(ch.board.flash)
+    now = clock.now()
+    due = None  # no profile installed: nothing to evaluate until one is
+    for _ in store.entries():
+        due = now + LIMIT_RECHECK_S
+        break
+    cfg = ch.config
+    for c in range(1, ch.n + 1):
+        tx = ch.tx[c]
+        lim = None
+        if due is not None:
+            lim, nxt = limit_at(
+                store, c, now, tx.start_s if tx else None, cfg.get("NominalVoltage"), cfg.get("SupplyPhases")
+            )
+            if nxt is not None and nxt < due:
+                due = nxt
+        if lim != ch.limit[c]:
+            ch.limit[c] = lim
+            ch.board.event("limit", c, lim)
+            if tx is not None:
+                ch.safety.offer(c, ch.offer_amps(c))
+    ch.smart_due = None if due is None else max(due, now + LIMIT_MIN_S)

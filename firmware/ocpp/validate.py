@@ -75,7 +75,8 @@ _INT_MIN = -2147483648
 _EPS = 1e-9 if 1.0 + 1e-12 != 1.0 else 4e-7
 # (-bound, bound on q, tolerance, 1 - tolerance) per power of ten, precomputed: floats are heap
 # objects here (even -x makes one), and the check runs for every period of a charging schedule.
-_TIERS = tuple((-(10.0**k), 10.0**k, _EPS * 10.0**k, 1.0 - _EPS * 10.0**k) for k in range(1, 8))
+# Made on the first multipleOf check (a charging schedule): ~1 KB of floats not held before.
+_tiers = None
 _INF = float("inf")
 _NINF = -_INF
 
@@ -235,9 +236,12 @@ def _check(node, v, depth):
 
 def _multiple(v, step):
     # Is v / step within rounding error of an integer? Makes two floats (q and r).
+    global _tiers
+    if _tiers is None:
+        _tiers = tuple((-(10.0**k), 10.0**k, _EPS * 10.0**k, 1.0 - _EPS * 10.0**k) for k in range(1, 8))
     q = v / step
     r = q % 1.0  # in [0, 1); nan when q overflowed to inf, which fails every comparison
-    for low, high, tol, tol_hi in _TIERS:
+    for low, high, tol, tol_hi in _tiers:
         if low < q < high:
             return r <= tol or r >= tol_hi
     tol = _EPS * abs(q)
