@@ -304,28 +304,34 @@ class WebSocket:
             raise ConnectionClosed(self._code, self._reason)
         await self._send_frame(_OP_TEXT, memoryview(text))
 
+    def _header(self, op, n):
+        """Write the header of a final, masked frame of n payload bytes into tx: (its length, the
+        mask key)."""
+        tx = self._tx
+        tx[0] = 0x80 | op
+        if n < 126:
+            tx[1] = 0x80 | n
+            p = 2
+        elif n < 65536:
+            tx[1] = 0xFE
+            tx[2] = n >> 8
+            tx[3] = n & 0xFF
+            p = 4
+        else:
+            tx[1] = 0xFF
+            tx[2:10] = n.to_bytes(8, "big")
+            p = 10
+        key = os.urandom(4)
+        tx[p : p + 4] = key
+        return p + 4, key
+
     async def _send_frame(self, op, mv):
         n = len(mv)
         tx = self._tx
         async with self._lock:
             if self.closed:
                 raise ConnectionClosed(self._code, self._reason)
-            tx[0] = 0x80 | op
-            if n < 126:
-                tx[1] = 0x80 | n
-                p = 2
-            elif n < 65536:
-                tx[1] = 0xFE
-                tx[2] = n >> 8
-                tx[3] = n & 0xFF
-                p = 4
-            else:
-                tx[1] = 0xFF
-                tx[2:10] = n.to_bytes(8, "big")
-                p = 10
-            key = os.urandom(4)
-            tx[p : p + 4] = key
-            p += 4
+            p, key = self._header(op, n)
             # Masking XORs a whole chunk at once as one big integer (runs in C, no per-byte loop).
             full = int.from_bytes(key * (_CHUNK // 4), "little") if n >= _CHUNK else 0
             o = 0  # payload bytes handed to the stream

@@ -3,7 +3,6 @@
 # a fresh iterator of str/bytes pieces each time it is called: once to count the bytes for the
 # frame header, once to send them through the socket's 512-byte masking buffer.
 import asyncio
-import os
 
 from micropython import const
 
@@ -21,29 +20,13 @@ async def send_parts(ws, parts):
     n = 0
     for piece in parts():
         n += len(_bytes(piece))
-    tx = ws._tx
     # Masked _CHUNK bytes at a time through the socket's tx buffer: each chunk's XOR makes two
     # objects its size, so small chunks keep a large answer's transient heap small.
     chunk = _CHUNK  # a multiple of 4: every chunk starts at mask byte 0
     async with ws._lock:
         if ws.closed or ws._close_sent:
             raise ConnectionClosed(ws._code, ws._reason)
-        tx[0] = 0x80 | _OP_TEXT
-        if n < 126:
-            tx[1] = 0x80 | n
-            p = 2
-        elif n < 65536:
-            tx[1] = 0xFE
-            tx[2] = n >> 8
-            tx[3] = n & 0xFF
-            p = 4
-        else:
-            tx[1] = 0xFF
-            tx[2:10] = n.to_bytes(8, "big")
-            p = 10
-        key = os.urandom(4)
-        tx[p : p + 4] = key
-        head = p + 4  # header bytes in front of the first chunk
+        head, key = ws._header(_OP_TEXT, n)  # header bytes in front of the first chunk
         full = int.from_bytes(key * (chunk // 4), "little")
         fill = 0  # payload bytes staged in tx after the header
         stage = ws._txmv[head:]  # the first chunk shares tx with the header
