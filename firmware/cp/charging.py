@@ -3,7 +3,8 @@
 #   - the safety loop's callbacks only note what changed (they run inside the 20 ms loop and
 #     must not wait for flash or network); this task acts on the notes;
 #   - cards from the reader, identification waiting for a plug (ConnectionTimeOut), sampled
-#     and clock-aligned meter values, meter health and the status of every connector.
+#     and clock-aligned meter values, meter health, reservations' expiry, the charging
+#     profiles' limit (cp/smart.py) and the status of every connector.
 # Transaction messages go through the journal (cp/txqueue.py) before they are sent; a running
 # transaction is mirrored in a small file per connector (TX_DIR) so that after a power cut it is
 # stopped with reason PowerLoss and its last known meter reading.
@@ -25,7 +26,7 @@ RESERVATIONS = "/reservations.json"  # cp/reservation.py
 METER_CHECK_MS = 1000
 PROFILE_DIR = "/profiles"  # cp/smart.py's profile store
 
-# Fault bit -> (StatusNotification errorCode, fault name in logs). The safety loop owns the
+# (fault bit, StatusNotification errorCode), the first that is set wins. The safety loop owns the
 # first four; the meter is watched here.
 FAULT_METER = 16
 _ERROR_OF_FAULT = (
