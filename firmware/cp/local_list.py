@@ -89,21 +89,22 @@ def _find(f, count, k, buf):
     return lo, False
 
 
-def version(path):
-    """The listVersion of the stored list; 0 when it is empty or missing."""
+def _size(path):
+    # (listVersion, entries) of the stored list; (0, 0) when it is empty or missing.
     o = _open(path)
     if o is None:
-        return 0
+        return 0, 0
     o[0].close()
-    return o[1]
+    return o[1], o[2]
+
+
+def version(path):
+    """The listVersion of the stored list; 0 when it is empty or missing."""
+    return _size(path)[0]
 
 
 def count(path):
-    o = _open(path)
-    if o is None:
-        return 0
-    o[0].close()
-    return o[2]
+    return _size(path)[1]
 
 
 def _text(field):

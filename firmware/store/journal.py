@@ -194,14 +194,21 @@ class Journal:
             yield pos, hdr[6], _u32(hdr, 7), n
             pos += HDR + n
 
-    def _read(self, pos, after):
-        # The first record from pos on with a seq above `after`: (rec, start, end, kind), or None.
+    def _open_log(self):
+        # (the log opened for reading, its size), or None while there is no log.
         try:
             f = open(self._path, "rb")
         except OSError:
             return None
+        return f, f.seek(0, 2)
+
+    def _read(self, pos, after):
+        # The first record from pos on with a seq above `after`: (rec, start, end, kind), or None.
+        o = self._open_log()
+        if o is None:
+            return None
+        f, end = o
         with f:
-            end = f.seek(0, 2)
             for start, kind, seq, n in self._walk(f, pos, end):
                 if kind != FLOOR and seq > after:
                     f.seek(start + HDR)

@@ -33,13 +33,10 @@ def load(j):
     top = 0
     size = 0
     intact = True
-    try:
-        f = open(j._path, "rb")
-    except OSError:
-        f = None
-    if f is not None:
+    o = j._open_log()
+    if o is not None:
+        f, size = o
         with f:
-            size = f.seek(0, 2)
             expect = 0
             for pos, kind, seq, n in j._walk(f, 0, size):
                 intact = intact and pos == expect
@@ -88,13 +85,10 @@ def compact(j, thin):
     first_dropped = last_dropped = 0
     with open(tmp, "wb") as out:
         j._put(out, FLOOR, j._next_seq - 1, b"")
-        try:
-            f = open(j._path, "rb")
-        except OSError:
-            f = None
-        if f is not None:
+        o = j._open_log()
+        if o is not None:
+            f, end = o
             with f:
-                end = f.seek(0, 2)
                 for pos, kind, seq, n in j._walk(f, j._head, end):
                     if kind == FLOOR or seq <= j._done:
                         continue
