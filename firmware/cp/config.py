@@ -1,16 +1,17 @@
-# The configuration registry: one table of keys (cp/keys.txt), values persisted on flash.
+# The configuration registry: one table of keys (cp/keys.py), values persisted on flash.
 #
-# Every configuration key of the charge point is one line of keys.txt, fields separated by "|":
+# Every configuration key of the charge point is one line of keys.TABLE, fields separated by "|":
 #   name | type | default | access | profile | check | UI label
 # type:    int, bool, str, csl (comma-separated list; stored as its string)
 # access:  R (the backend reads it), W (the backend writes it), reboot (a change takes effect
 #          after a reboot), secret (write-only: never read back; AuthorizationKey)
 # check:   int "min..max"; str "minlen..maxlen"; csl the allowed items "A,B,C" or "$name" for a
 #          list of _LISTS; or empty
-# The table is a text file beside this module, read line by line when a key is first looked up
-# (the typed values are cached): as tuples a row costs ~370 bytes of heap on a 64-bit port, as
-# a string constant ~115 bytes (the labels are for the UI only), as a file nothing.
+# The table is one string constant (cp/keys.py): with the app in ROMFS or frozen it stays in
+# flash, and a row is sliced out when a key is first looked up (the typed values are cached).
+# As tuples each row would cost ~370 bytes of heap on a 64-bit port.
 # Values that differ from the default are stored in one JSON file, written atomically.
+from cp.keys import TABLE
 from store import atomic
 
 # Named item lists for csl checks (shared by several keys).
@@ -36,36 +37,26 @@ REBOOT_REQUIRED = "RebootRequired"
 NOT_SUPPORTED = "NotSupported"
 
 
-def _table_path():
-    f = __file__
-    if not f.startswith("/"):  # imported through a relative sys.path entry: pin it now
-        import os
-
-        f = os.getcwd().rstrip("/") + "/" + f
-    return f[: f.rfind("/")] + "/keys.txt"
-
-
-TABLE_PATH = _table_path()
+def _line(start):
+    """The row that starts at offset `start` of the table, as a list of its 7 fields."""
+    return TABLE[start : TABLE.find("\n", start)].split("|")
 
 
 def rows():
     """Every key's row (a list of its 7 fields), in table order, one at a time."""
-    with open(TABLE_PATH) as f:
-        for line in f:
-            if line[0] != "#" and "|" in line:
-                yield line.rstrip("\n").split("|")
+    start = 1  # TABLE opens and closes with a newline
+    while start < len(TABLE):
+        end = TABLE.find("\n", start)
+        yield TABLE[start:end].split("|")
+        start = end + 1
 
 
 def row(name):
     """The table line of `name` as a list of its 7 fields, or None for an unknown key."""
     if not name or "|" in name or "\n" in name:
         return None
-    prefix = name + "|"
-    with open(TABLE_PATH) as f:
-        for line in f:
-            if line.startswith(prefix):
-                return line.rstrip("\n").split("|")
-    return None
+    at = TABLE.find("\n" + name + "|")
+    return None if at < 0 else _line(at + 1)
 
 
 def names():

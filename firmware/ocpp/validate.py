@@ -1,9 +1,9 @@
-# OCPP 1.6-J payload validation against the compact schema tables in ocpp/schemas/.
+# OCPP 1.6-J payload validation against the compact schema tables of ocpp/schema_tables.py.
 #
 #   check(action, "req" | "conf", payload) -> None, or raises Invalid(code, text) / UnknownAction
 #
 # The tables are generated from the official JSON schemas by tools/gen_schemas.py (its docstring
-# documents the format). One table is read from flash on first use of an action; the last
+# documents the format). One table is decoded on first use of an action; the last
 # _CACHE_MAX tables stay decoded so rarely used actions do not hold RAM. Validating against a loaded
 # table allocates nothing on success, except two transient floats per multipleOf number and one
 # short bytes object per date-time or uri string.
@@ -43,6 +43,8 @@
 import json
 
 from micropython import const
+
+from ocpp.schema_tables import TABLES
 
 TYPE = "TypeConstraintViolation"
 PROPERTY = "PropertyConstraintViolation"
@@ -93,18 +95,6 @@ class UnknownAction(Exception):
     pass
 
 
-def _schema_dir():
-    f = __file__
-    if not f.startswith("/"):
-        # Imported through a relative sys.path entry: pin the directory now, a later chdir must
-        # not lose the tables.
-        import os
-
-        f = os.getcwd().rstrip("/") + "/" + f
-    return f[: f.rfind("/")] + "/schemas/"
-
-
-schema_dir = _schema_dir()  # tables live beside this module; a test may point it elsewhere
 _cache = []  # [[action, kind, table], ...], most recently used first
 _path = []  # field path of the node being checked: names and array indices
 
@@ -118,7 +108,7 @@ def _table(action, kind):
     if kind != "req" and kind != "conf":
         raise ValueError("kind must be 'req' or 'conf'")
     if type(action) is not str or not action or len(action) > _ACTION_MAX or not action.isalpha():
-        # Letters only: an action name from the network never becomes a path outside schema_dir.
+        # Letters only: an action name from the network can never match across a table's line.
         raise UnknownAction(action)
     for i in range(len(_cache)):
         entry = _cache[i]
@@ -127,12 +117,11 @@ def _table(action, kind):
                 _cache.pop(i)
                 _cache.insert(0, entry)
             return entry[2]
-    try:
-        f = open(schema_dir + action + "." + kind + ".json")
-    except OSError:
+    at = TABLES.find("\n" + action + "." + kind + " ")
+    if at < 0:
         raise UnknownAction(action)
-    with f:
-        table = json.load(f)
+    at += len(action) + len(kind) + 3
+    table = json.loads(TABLES[at : TABLES.find("\n", at)])
     if len(_cache) >= _CACHE_MAX:
         _cache.pop()
     _cache.insert(0, [action, kind, table])

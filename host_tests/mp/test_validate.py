@@ -1,7 +1,6 @@
 # mp-heap: 256K
 # OCPP 1.6 payload validation (firmware/ocpp/validate.py) on MicroPython, from the .mpy build.
 import gc
-import os
 
 from ocpp import validate
 from ocpp.validate import FORMATION, OCCURENCE, PROPERTY, TYPE, Invalid, UnknownAction
@@ -265,6 +264,7 @@ def test_unknown_action():
         "Foo",
         "bootnotification",
         "../ocpp/schemas/BootNotification",
+        "Authorize.req [0,1,",
         "Boot.req",
         "",
         5,
@@ -351,10 +351,12 @@ def test_security_extension_actions_validate():
 
 
 def test_every_table_loads():
-    names = [n for n in os.listdir(validate.schema_dir) if n.endswith(".json")]
+    from ocpp.schema_tables import TABLES
+
+    names = [line.split(" ")[0] for line in TABLES.split("\n") if line]
     assert len(names) == 78, len(names)
     for name in names:
-        action, kind, _ = name.split(".")
+        action, kind = name.split(".")
         try:
             validate.check(action, kind, {})
         except Invalid as e:

@@ -1,6 +1,9 @@
-# The configuration keys of the charge point: one line per key, fields separated by "|"
-# (firmware/cp/config.py explains them). Read from flash on demand, never held in RAM.
-# name|type|default|access|profile|check|UI label
+# The configuration keys of the charge point: one line of TABLE per key, fields separated by
+# "|" (cp/config.py explains them):
+#   name|type|default|access|profile|check|UI label
+# A string constant, not a file: with the app in ROMFS or frozen it stays in flash (no heap,
+# found wherever the code is, no path to resolve); cp/config.py slices out one row at a time.
+TABLE = """
 ChargePointId|str|CP001|RW reboot|Vendor|1..48|ChargePoint ID
 CentralSystemURL|str||RW reboot|Vendor|0..256|Backend URL (ws:// or wss://)
 SecurityProfile|int|0|RW reboot|Security|0..3|Security profile (0 none, 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate)
@@ -58,3 +61,4 @@ ChargingScheduleMaxPeriods|int|48|R|SmartCharging||Maximum periods in a charging
 MaxChargingProfilesInstalled|int|32|R|SmartCharging||Maximum charging profiles installed
 NominalVoltage|int|230|RW|Vendor|100..400|Nominal phase voltage, for limits in W (V)
 SupplyPhases|int|3|RW|Vendor|1..3|Phases wired to the charger, for limits in W
+"""
