@@ -1,15 +1,15 @@
 # Firmware frozen into a MicroPython build for the esp32 board (docs/BOARDS.md "Frozen firmware"):
-#   tools/build.py --board esp32    # first: board.mpy and app.mpy come from build/esp32/
+#   tools/build.py --board esp32    # first: board.mpy and app.mpy come from build/esp32/fallback/
 #   cd micropython/ports/... && make BOARD=... FROZEN_MANIFEST=/path/to/repo/boards/manifest_esp32.py
 # The packages are frozen from source, compiled by the firmware's own mpy-cross (-O2 as ours).
 # board and app are renamed modules (boards/esp32.py, firmware/main.py), which module() cannot do,
-# so their .mpy from the build tree is frozen as is. What stays on flash: /main.py (the boot
-# stub, source) and the data files opened as files: the schema tables (ocpp/schemas/*.json) and
-# the configuration key table (cp/keys.txt).
+# so their .mpy from the build tree is frozen as is. What stays on littlefs: /main.py (the boot
+# stub, source). The data tables are modules too (ocpp/schema_tables.py, cp/keys.py): frozen with
+# the rest, they stay in flash.
 # ruff: noqa: F821 -- include, package, module, freeze_mpy: given by makemanifest when it runs this
 include("$(PORT_DIR)/boards/manifest.py")
 for _pkg in ("cp", "evse", "hal", "ocpp", "store"):
     package(_pkg, base_path="../firmware", opt=2)
 for _mod in ("lazy.py", "log.py", "version.py"):
     module(_mod, base_path="../firmware", opt=2)
-freeze_mpy("../build/esp32", ("board.mpy", "app.mpy"))
+freeze_mpy("../build/esp32/fallback", ("board.mpy", "app.mpy"))
