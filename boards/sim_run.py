@@ -29,7 +29,7 @@ async def _bus(b, rd, fw):
     fw.cancel()  # EOF: the supervisor is stopping us
 
 
-async def _run(b, rd, preset, platform):
+async def _run(b, rd, preset, platform, rom):
     import asyncio
 
     asyncio.create_task(_bus(b, rd, asyncio.current_task()))
@@ -41,7 +41,7 @@ async def _run(b, rd, preset, platform):
         import main
 
         gc.collect()
-        used = gc.mem_alloc()
+        used = gc.mem_alloc() - rom
         size = gc.mem_free() + used
         b._out(b"\x1eR %d %d %d %d %d\n" % (time.ticks_ms(), size, sim, used, platform))
         # The bus task runs from the firmware's first await on: `state` sees what run() published.
@@ -69,8 +69,9 @@ def _clear_stack(depth):
     return a + b + c + d + e + f + g + h + i + j
 
 
-def boot(argv, base):
-    """Run the sim; `base` is the live heap of the bare interpreter. Returns the exit status."""
+def boot(argv, base, rom):
+    """Run the sim; `base` is the live heap of the bare interpreter, `rom` the heap the app's
+    ROMFS image takes (0 without one: left out of every figure). Returns the exit status."""
     import sim_setup
 
     ready = sim_setup.start(argv, base)
@@ -80,12 +81,13 @@ def boot(argv, base):
         return ready  # bad arguments, or stopped before the firmware started
     b, rd, preset, platform, img, point = ready
     ready = None
+    b.heap_hidden = rom
     _clear_stack(20)
     rc = EXIT_CRASH
     try:
         import asyncio
 
-        rc = asyncio.run(_run(b, rd, preset, platform))
+        rc = asyncio.run(_run(b, rd, preset, platform, rom))
     except KeyboardInterrupt:
         rc = 0
     finally:

@@ -93,9 +93,9 @@ def start(argv, base):
     status. `base` is the heap the bare interpreter holds; with asyncio and the littlefs mount
     (a real board has them too) it makes the platform figure (docs/SIM.md)."""
     if len(argv) < 2:
-        sys.stderr.write("SIM: usage: micropython -m sim_boot ARGS.json\n")
+        sys.stderr.write("SIM: usage: micropython -m sim_boot ARGS.json [IMAGE.romfs]\n")
         return 2
-    with open(argv[-1]) as f:
+    with open(argv[1]) as f:
         args = json.load(f)
     gc.collect()
     platform = gc.mem_alloc()

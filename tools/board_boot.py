@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from build import app_dir, romfs
+
 ROOT = Path(__file__).resolve().parent.parent
 MICROPYTHON = Path(sys.executable).parent / "micropython"
 FAKES = ROOT / "host_tests" / "fakes"
@@ -17,11 +19,24 @@ CP_ID = "ESP1"
 
 # Runs inside micropython. The fake ADC holds the pilot at a steady +12 V (state A, no EV) and
 # PP open (no cable); the fake Wi-Fi associates at once. Once registered it prints the live heap.
+# With an image (argv[4]) the app comes from ROMFS, as on the board; its bytes, which a board
+# keeps in flash, are left out of the figures.
 SCRIPT = """
 import asyncio, gc, sys
+ROM = 0
+if len(sys.argv) > 4:
+    import os, vfs
+    gc.collect()
+    ROM = gc.mem_alloc()
+    image = bytearray(os.stat(sys.argv[4])[6])
+    ROM = gc.mem_alloc() - ROM
+    with open(sys.argv[4], "rb") as f:
+        f.readinto(image)
+    vfs.mount(vfs.VfsRom(image), "/rom")
+    sys.path.insert(0, "/rom")
 import machine, network
 gc.collect()
-BASE = gc.mem_alloc()  # interpreter + the fake hardware modules, which a board does not carry
+BASE = gc.mem_alloc() - ROM  # interpreter + the fake hardware modules, which a board does not carry
 import board, main
 
 FLASH, URL, CP = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -36,7 +51,7 @@ async def watch():
         snap = b.snapshot()
         if snap and snap["registration"] == "Accepted":
             gc.collect()
-            print("HEAP", gc.mem_alloc(), b.pilot(1).duty, snap["connectors"][1]["cp"],
+            print("HEAP", gc.mem_alloc() - ROM, b.pilot(1).duty, snap["connectors"][1]["cp"],
                   b.watchdog.feeds, b.watchdog.stopped_by, b.link_up(), ",".join(b.watchdog._names),
                   type(b.pilot(1)).__name__, BASE)
             return
@@ -67,28 +82,35 @@ def _read_line(proc, prefix, deadline):
     raise AssertionError(f"no {prefix!r} line; stdout so far: {buf[-2000:]!r}")
 
 
-def boot(name, csms_url, workdir, heap="512K", timeout_s=15):
-    """Run board `name` (built in build/<name>/) until it reports being Accepted by the CSMS at
-    csms_url. Returns (ident, report, stderr): ident = [serial, vendor, model], report = [heap
-    in use, pilot duty, cp state, watchdog feeds, watchdog stopped_by, link up, watched sources,
-    pilot driver class,
-    heap of the interpreter and the fake modules before the firmware was imported]."""
+def boot(name, csms_url, workdir, heap="512K", timeout_s=15, app="romfs", micropython=MICROPYTHON):
+    """Run board `name` (built in build/<name>/; app "romfs": from its ROMFS image, "mpy": from
+    the .mpy files of the fallback copy) until it reports being Accepted by the CSMS at csms_url.
+    Returns (ident, report, stderr): ident = [serial, vendor, model], report = [heap in use,
+    pilot duty, cp state, watchdog feeds, watchdog stopped_by, link up, watched sources, pilot
+    driver class, heap of the interpreter and the fake modules before the firmware was imported]."""
     workdir = Path(workdir)
     script = workdir / "boot.py"
     script.write_text(SCRIPT)
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(FAKES), str(ROOT / "build" / name), ".frozen"])
+    image = []
+    path = [str(FAKES), str(ROOT / "build" / name)]  # the fakes, and the boot stub as `main`
+    if app == "romfs":
+        image = [str(romfs(name, quiet=True))]
+    else:
+        path.append(str(app_dir(name)))
+    env["MICROPYPATH"] = ":".join([*path, ".frozen"])
     err_path = workdir / "stderr.log"
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
             [
-                str(MICROPYTHON),
+                str(micropython),
                 "-X",
                 f"heapsize={heap}",
                 str(script),
                 str(workdir / "flash"),
                 csms_url,
                 CP_ID,
+                *image,
             ],
             stdout=subprocess.PIPE,
             stderr=err,

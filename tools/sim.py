@@ -19,6 +19,13 @@ unmounts the flash and exits; killed after 5 s), exit status 0. SIGKILL of the p
 power cut. The child is killed by the kernel if this process dies (PR_SET_PDEATHSIG).
 The exit status is 0 when the firmware ends by itself (main.run returned "exit").
 
+The app runs as a real board runs it (`--app romfs`, the default): from the ROMFS image
+build/sim.romfs, mounted at /rom with `vfs.VfsRom`. On the Unix port the image's bytes sit in the
+heap (on a board they stay in flash): `-X heapsize` is --heap plus what the image takes, and every
+heap figure the sim reports leaves the image out. `--app mpy` imports the .mpy files of build/sim
+instead (the fallback deployment: bytecode in the heap). `--micropython PATH` runs another
+interpreter, for example the 32-bit Unix port, whose heap figures are a 32-bit board's.
+
 Test hook: the environment variable SIM_EXTRA_PATH (colon-separated directories) is put in
 front of build/sim on MICROPYPATH, so a test can substitute its own `main`.
 """
@@ -66,9 +73,17 @@ def host_port(text):
 
 
 def heap_size(text):
+    """Bytes of a size like 512K, 2M or 65536."""
     if not re.fullmatch(r"[1-9][0-9]*[KkMm]?", text):
         raise argparse.ArgumentTypeError(f"expected a size like 512K or 2M, got {text!r}")
-    return text
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1].lower(), 1)
+    return int(text.rstrip("KkMm")) * scale
+
+
+def image_heap(image_bytes):
+    """What a ROMFS image of this size takes of `-X heapsize` when it sits in the heap: the bytes,
+    rounded to GC blocks, plus the GC's own tables for them (under 3 %)."""
+    return (image_bytes * 103 + 99) // 100 + 256
 
 
 def key_value(text):
@@ -99,6 +114,13 @@ def parse_args(argv=None):
     ap.add_argument("--cert", help="charge point certificate (PEM or DER)")
     ap.add_argument("--key", help="charge point private key (PEM or DER)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the simulated noise")
+    ap.add_argument(
+        "--app", choices=("romfs", "mpy"), default="romfs",
+        help="run the app from its ROMFS image, as real boards do (default), or from .mpy files",
+    )  # fmt: skip
+    ap.add_argument(
+        "--micropython", default=str(MICROPYTHON), metavar="PATH", help="the MicroPython Unix port to run"
+    )
     args = ap.parse_args(argv)
     if args.csms and not re.match(r"wss?://", args.csms):
         ap.error("--csms must be a ws:// or wss:// URL")
@@ -133,15 +155,19 @@ def to_der(path, kind):
         raise SystemExit(f"sim: cannot read {path} as a {kind}: {e}") from None
 
 
-def build_firmware():
-    """Bring build/sim up to date; a lock keeps parallel sims from compiling over each other."""
+def build_firmware(app):
+    """Bring build/sim (and its ROMFS image for `--app romfs`) up to date; returns the image or
+    None. A lock keeps parallel sims from building over each other."""
     import build
 
     lock_path = ROOT / "build" / ".sim-build.lock"
     lock_path.parent.mkdir(exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if app == "romfs":
+            return build.romfs("sim", quiet=True)
         build.build("sim", quiet=True)
+        return None
 
 
 def prepare_data(args, data):
@@ -250,9 +276,14 @@ def run(args):
     else:
         temp = data = Path(tempfile.mkdtemp(prefix="evse-sim-"))
     try:
-        build_firmware()
+        image = build_firmware(args.app)
         args_file = prepare_data(args, data)
-        cmd = [str(MICROPYTHON), "-X", f"heapsize={args.heap}", "-m", "sim_boot", str(args_file)]
+        heap = args.heap
+        cmd = ["-m", "sim_boot", str(args_file)]
+        if image is not None:
+            heap += image_heap(image.stat().st_size)
+            cmd.append(str(image))
+        cmd = [args.micropython, "-X", f"heapsize={heap}", *cmd]
         return asyncio.run(supervise(args, cmd, data))
     finally:
         if temp is not None:

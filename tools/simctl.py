@@ -33,6 +33,8 @@ class SimProcess:
         key=None,
         log_path=None,
         control_port=0,
+        app=None,
+        micropython=None,
     ):
         self.data = Path(data)
         self.args = ["--data", str(self.data), "--control", f"127.0.0.1:{control_port}"]
@@ -43,6 +45,10 @@ class SimProcess:
         self.args += ["--connectors", str(connectors)]
         if heap:
             self.args += ["--heap", str(heap)]
+        if app:
+            self.args += ["--app", app]
+        if micropython:
+            self.args += ["--micropython", str(micropython)]
         for k, v in (sets or {}).items():
             self.args += ["--set", f"{k}={v}"]
         for flag, path in (("--ca", ca), ("--cert", cert), ("--key", key)):
