@@ -92,6 +92,11 @@ class Charging:
         self._busy = [False] * (n + 1)  # a start is being set up on this connector
         self._next_aligned = None
         self._meter_check_ms = 0
+        # Waits for epoch seconds on every tick in ticks, not in heap integers (cp/clock.py):
+        # Sample.Periodic per connector, Sample.Clock, the profiles' next evaluation.
+        self._sample_wait = [clock.Due() for _ in range(n + 1)]
+        self._aligned_wait = clock.Due()
+        self._limits_wait = clock.Due()
         # cp/reservation.py Reservations while something is reserved (kept on flash), else None:
         # the module is not even loaded without reservations.
         items = atomic.read_json(flash + RESERVATIONS, None)
@@ -140,6 +145,11 @@ class Charging:
         lim = self.limit[c]
         return cap if lim is None or lim > cap else lim
 
+    def _check_limits(self):
+        due = self.smart_due
+        if due is not None and self._limits_wait.reached(due) is not None:
+            lazy.load("cp.smart").apply_limits(self)
+
     def limits_changed(self):
         """Profiles were set or cleared, or a transaction started or ended: evaluate now."""
         self.smart_due = 0
@@ -174,8 +184,7 @@ class Charging:
                 self._sample(c, tx)
                 self._check_invalid_energy(c, tx)
         self._aligned()
-        if self.smart_due is not None and clock.now() >= self.smart_due:
-            lazy.load("cp.smart").apply_limits(self)
+        self._check_limits()
         self.publish_status()
 
     # --- pilot ----------------------------------------------------------------------------------
@@ -348,11 +357,14 @@ class Charging:
     def _sample(self, c, tx):
         # Sample.Periodic every MeterValueSampleInterval from the transaction's start.
         interval = self.config.get("MeterValueSampleInterval")
-        now = clock.now()
-        if interval <= 0 or tx.next_sample == 0:
-            tx.next_sample = now + interval if interval > 0 else 0
+        if interval <= 0:
+            tx.next_sample = 0
             return
-        if now < tx.next_sample:
+        if tx.next_sample == 0:
+            tx.next_sample = clock.now() + interval
+            return
+        now = self._sample_wait[c].reached(tx.next_sample)
+        if now is None:
             return
         ts = tx.next_sample
         tx.next_sample = ts + interval
@@ -364,13 +376,13 @@ class Charging:
         # Sample.Clock every ClockAlignedDataInterval from midnight, on every connector; without a
         # transaction the values are sent if online, not journaled.
         interval = self.config.get("ClockAlignedDataInterval")
-        now = clock.now()
         if interval <= 0:
             self._next_aligned = None
             return
-        if self._next_aligned is not None and now < self._next_aligned:
-            return
         ts = self._next_aligned
+        now = clock.now() if ts is None else self._aligned_wait.reached(ts)
+        if now is None:
+            return
         self._next_aligned = lazy.load("cp.metering").next_aligned(now, interval)
         if ts is None:  # just switched on: the first boundary is ahead
             return

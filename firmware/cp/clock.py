@@ -1,11 +1,14 @@
 # UTC wall clock for OCPP timestamps. Internally: integer seconds since 1970-01-01 UTC, whatever
 # the port's epoch (unix and rp2 count from 1970, ESP32 from 2000). The backend's currentTime
-# sets it; until then it runs from the board's RTC.
+# sets it; until then it runs from the board's RTC. Epoch seconds exceed the 31-bit small ints
+# of 32-bit ports (each now() is a heap integer, and a float on ports with a float time.time()):
+# hot paths wait for an epoch second with a Due, in ticks, and call now() only near it.
 import time
 
 _EPOCH_SHIFT = 0 if time.gmtime(0)[0] == 1970 else 946684800
 _adjust = 0
 _synced = False
+_steps = 0  # set_utc calls: a Due recomputes after a clock step
 
 
 def now():
@@ -18,9 +21,42 @@ def synced():
 
 def set_utc(epoch_s):
     """Set the clock (seconds since 1970 UTC) from the backend's currentTime."""
-    global _adjust, _synced
+    global _adjust, _synced, _steps
     _adjust = epoch_s - int(time.time()) - _EPOCH_SHIFT
     _synced = True
+    _steps += 1
+
+
+class Due:
+    """Has the clock reached an epoch second? For checks on every iteration of a loop: while
+    the awaited second is more than a second away, a call compares ticks only (no allocation);
+    now() is read again at most a minute later (drift, wrap of the ticks), within the last
+    second before it, and after set_utc."""
+
+    def __init__(self):
+        self._epoch = None  # the second waited for
+        self._steps = -1
+        self._ms = 0  # ticks_ms when now() was last read for it
+        self._wait = 0  # ms from then during which it cannot have come
+
+    def reached(self, epoch_s):
+        """now() once it is >= epoch_s, else None."""
+        if (
+            epoch_s == self._epoch
+            and self._steps == _steps
+            and 0 <= time.ticks_diff(time.ticks_ms(), self._ms) < self._wait
+        ):
+            return None
+        t = now()
+        if t >= epoch_s:
+            self._wait = 0
+            return t
+        left = epoch_s - t  # now() is the floor: epoch_s comes in more than left - 1 s
+        self._epoch = epoch_s
+        self._steps = _steps
+        self._ms = time.ticks_ms()
+        self._wait = (left - 1 if left <= 60 else 60) * 1000
+        return None
 
 
 def _days_from_civil(y, m, d):

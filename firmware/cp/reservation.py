@@ -49,6 +49,7 @@ class Reservations:
     def __init__(self, ch, items):
         self.ch = ch
         self.items = items
+        self._expiry_wait = clock.Due()  # the soonest expiry, checked every tick in ticks
 
     # --- the status and the checks of every tick (cp/charging.py) ---------------------------------
     def reserved(self, c):
@@ -91,11 +92,16 @@ class Reservations:
         """End a reservation that expired or whose connector (or the charge point) became Faulted
         or Unavailable: one per call (cp/charging.py publish_status)."""
         ch = self.ch
-        now = clock.now()
+        soonest = None
+        for x in self.items:
+            if soonest is None or x[_EXPIRY] < soonest:
+                soonest = x[_EXPIRY]
+        now = None if soonest is None else self._expiry_wait.reached(soonest)  # None: none expired
         for x in self.items:
             c = x[_CONNECTOR]
-            if x[_EXPIRY] <= now or ch.inoperative[0] or (c and (ch.inoperative[c] or ch.fault_bits(c))):
-                self.end(x[_ID], "expired" if x[_EXPIRY] <= now else "connector unusable")
+            expired = now is not None and x[_EXPIRY] <= now
+            if expired or ch.inoperative[0] or (c and (ch.inoperative[c] or ch.fault_bits(c))):
+                self.end(x[_ID], "expired" if expired else "connector unusable")
                 return
 
     # --- ReserveNow ---------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ MV_PER_COUNT = 0.4  # board divider: raw 0..65535 -> -13.0 .. +13.2 V
 OFFSET_MV = -13000
 BURSTS = 20
 
-# The signal: (duty permille, high mV, low mV, noise mV, edge us); the xorshift state.
+# The signal: (duty permille, high mV, low mV, noise mV, edge us); the xorshift state (30 bits:
+# small ints on 32-bit ports too, as boards/sim.py's).
 _sig = array("i", [1000, 12000, -12000, 150, 5])
-_rng = array("I", [2463534242])
+_rng = array("i", [316050594])
 
 
 def _raw(mv):
@@ -45,9 +46,9 @@ def signal(t_us):
         e = t - duty
         v = lo if e >= edge else hi + (lo - hi) * e // edge
     x = _rng[0]
-    x ^= (x << 13) & 0xFFFFFFFF
-    x ^= x >> 17
-    x ^= (x << 5) & 0xFFFFFFFF
+    x ^= (x & 0x1FFFF) << 13
+    x ^= x >> 19
+    x ^= (x & 0x7FFFF) << 11
     _rng[0] = x
     return _raw(v + (x & 1023) * noise // 512 - noise)
 
