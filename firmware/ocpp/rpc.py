@@ -72,6 +72,7 @@ class Rpc:
         self._log = log
         self._lock = asyncio.Lock()
         self._reply_ready = asyncio.Event()
+        self._reply_taken = asyncio.Event()
         self._waiting_id = None
         self._reply = None
         self._prefix = "%08x" % int.from_bytes(os.urandom(4), "big")
@@ -119,6 +120,7 @@ class Rpc:
                     raise CallTimeout(action)
             finally:
                 self._waiting_id = None
+                self._reply_taken.set()  # the receive loop goes on once our caller has run
             reply = self._reply
         if reply[0] == CALLERROR:
             raise CallError(reply[2], reply[3])
@@ -149,7 +151,12 @@ class Rpc:
                 await self._dispatch(msg[1], msg[2], msg[3])
         elif msg[1] == self._waiting_id:
             self._reply = msg
+            self._reply_taken.clear()
             self._reply_ready.set()
+            # The caller takes its answer in (a Rejected registration, a transactionId) before the
+            # next message is read: a CALL right behind the answer must find it applied. The caller
+            # runs on from call() up to its next await before this task gets a turn again.
+            await self._reply_taken.wait()
         # else: an answer to nothing we are waiting for (late, after a timeout): dropped
 
     def _parse(self, text):
