@@ -122,7 +122,7 @@ def lookup_times(data_dir, tags):
     return [json.loads(line) for line in _micropython(code).splitlines()]
 
 
-def local_list_figures(workdir, n=10000, heap=None):
+def local_list_figures(workdir, n=10000, heap=None, app=None, micropython=None):
     """Figures of a 10,000-entry list: upload end to end (CSMS simulator -> sim) in chunks of
     SendLocalListMaxLength, the sim's peak heap during it and after a reboot with an offline
     card authorized from the list, lookup time and allocation, record and file size."""
@@ -130,14 +130,15 @@ def local_list_figures(workdir, n=10000, heap=None):
     from simctl import SimProcess
 
     workdir = Path(workdir)
-    data = workdir / "data-locallist"
+    data = workdir / f"data-locallist-{app}-{Path(micropython or MICROPYTHON).parent.name}"
     items = entries("T", n)
     figures = {}
 
     def boot(n):
         return SimProcess(
-            data, csms=csms.url, cp_id=CP, heap=heap, sets=FAST, log_path=workdir / f"ll{n}.log"
-        )
+            data, csms=csms.url, cp_id=CP, heap=heap, sets=FAST, log_path=workdir / f"ll{n}.log",
+            app=app, micropython=micropython,
+        )  # fmt: skip
 
     with CsmsSimulator(port=0) as csms:
         sim = boot(0)

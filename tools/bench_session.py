@@ -47,12 +47,14 @@ def _stop(sim, tag):
     sim.ok({"cmd": "unplug", "connector": 1})
 
 
-def session(heap, workdir, log_name="session"):
-    """Run the session at `heap`; returns {"heap": state.heap, "boot_ms": ...}."""
+def session(heap, workdir, log_name="session", app=None, micropython=None):
+    """Run the session at `heap` (the app from `app`, "romfs" or "mpy", on the MicroPython
+    `micropython`: tools/sim.py's defaults when None); returns {"heap": state.heap, "boot_ms": ...}."""
     with CsmsSimulator(port=0) as csms:
         csms.boot_interval = 2
         sim = SimProcess(workdir / f"data-{log_name}-{heap}", csms=csms.url, cp_id=CP, heap=heap, sets=SETS,
-                         log_path=workdir / f"{log_name}-{heap}.log")  # fmt: skip
+                         log_path=workdir / f"{log_name}-{heap}.log",
+                         app=app, micropython=micropython)  # fmt: skip
         try:
             t0 = time.monotonic()
             sim.start(timeout=20)
@@ -90,27 +92,62 @@ def session(heap, workdir, log_name="session"):
             sim.close()
 
 
-def contactor_latencies(workdir, cycles=10):
-    """Pilot C->B to contactor open (ms, from the hardware event log) while the backend reads the
-    whole configuration or the link is reconnecting."""
+def backend_load(csms, step):
+    """One unit of the load a backend puts on the charger, by turns: GetConfiguration of every
+    key, a 64-entry SendLocalList (a Full list), a 48-period SetChargingProfile (32 A throughout,
+    so the offer stays as it is). Returns its name once the charger answered."""
+    kind = step % 3
+    if kind == 0:
+        csms.call(CP, "GetConfiguration", {}, timeout=30)
+        return "GetConfiguration"
+    if kind == 1:
+        items = [{"idTag": f"LOAD{i:04d}", "idTagInfo": {"status": "Accepted"}} for i in range(64)]
+        payload = {"listVersion": step + 1, "updateType": "Full", "localAuthorizationList": items}
+        csms.call(CP, "SendLocalList", payload, timeout=30)
+        return "SendLocalList"
+    periods = [{"startPeriod": 60 * i, "limit": 32.0} for i in range(48)]
+    schedule = {
+        "chargingRateUnit": "A",
+        "startSchedule": "2020-01-01T00:00:00Z",
+        "chargingSchedulePeriod": periods,
+    }
+    profile = {
+        "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": schedule,
+    }  # fmt: skip
+    csms.call(CP, "SetChargingProfile", {"connectorId": 0, "csChargingProfile": profile}, timeout=30)
+    return "SetChargingProfile"
+
+
+def contactor_latencies(workdir, cycles=12):
+    """Pilot C->B to contactor open (ms, from the hardware event log) while a backend thread keeps
+    the charger busy without a pause (backend_load, back to back): every sample is under load."""
+    import threading
+
     with CsmsSimulator(port=0) as csms:
         sets = {**SETS, "FreeCharging": "true"}
         sim = SimProcess(workdir / "data-latency", csms=csms.url, cp_id=CP, sets=sets,
                          log_path=workdir / "latency.log")  # fmt: skip
+        stop = threading.Event()
+        done = []
+
+        def load():
+            step = 0
+            while not stop.is_set():
+                done.append(backend_load(csms, step))
+                step += 1
+
         try:
             sim.start(timeout=20)
             csms.wait_for_call(CP, "StatusNotification", timeout=10)
             sim.ok({"cmd": "plug", "connector": 1, "cable_amps": 32})
+            loader = threading.Thread(target=load, daemon=True)
+            loader.start()
             lat = []
-            for i in range(cycles):
+            for _ in range(cycles):
                 sim.ok({"cmd": "ev", "connector": 1, "state": "C"})
                 sim.wait_state(lambda s: _conn(s)["relay"], timeout=10, what="contactor closed")
                 time.sleep(0.2)
-                if i % 2:
-                    pending = [csms.call_async(CP, "GetConfiguration", {}) for _ in range(3)]
-                else:
-                    csms.disconnect(CP)  # the link reconnects meanwhile
-                    pending = []
                 since = sim.events(0)[-1]["seq"] if sim.events(0) else 0
                 sim.ok({"cmd": "ev", "connector": 1, "state": "B"})
                 sim.wait_state(lambda s: not _conn(s)["relay"], timeout=10, what="contactor open")
@@ -118,9 +155,12 @@ def contactor_latencies(workdir, cycles=10):
                 t_b = next(e["t_ms"] for e in evs if e["kind"] == "ev" and e["value"] == "B")
                 t_open = next(e["t_ms"] for e in evs if e["kind"] == "relay" and e["value"] is False)
                 lat.append(t_open - t_b)
-                for p in pending:
-                    p.result(timeout=10)
-                csms.wait_for_connection(CP, timeout=20)
-            return {"median": statistics.median(lat), "max": max(lat), "samples": len(lat)}
+            stop.set()
+            loader.join(timeout=60)
+            assert len(done) >= cycles, f"only {len(done)} backend calls during {cycles} samples"
+            lat.sort()
+            return {"median": statistics.median(lat), "p99": lat[-1 - len(lat) // 100], "max": lat[-1],
+                    "samples": len(lat), "backend_calls": len(done)}  # fmt: skip
         finally:
+            stop.set()
             sim.close()

@@ -101,21 +101,21 @@ def worst_case_profiles():
     return out
 
 
-def _run(driver, flash, mode, cases, heap="2M"):
+def _run(driver, flash, mode, cases, heap="2M", micropython=MICROPYTHON):
     env = {"MICROPYPATH": f"{ROOT / 'build' / 'sim'}:.frozen", "PATH": "/usr/bin:/bin"}
-    cmd = [str(MICROPYTHON), "-X", f"heapsize={heap}", str(driver), str(flash), mode, str(cases), str(START)]
+    cmd = [str(micropython), "-X", f"heapsize={heap}", str(driver), str(flash), mode, str(cases), str(START)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
 
 
-def _smallest_heap_kb(driver, flash, mode, cases, lo=4, hi=512):
+def _smallest_heap_kb(driver, flash, mode, cases, micropython, lo=4, hi=512):
     while lo < hi:
         mid = (lo + hi) // 2
-        ok = _run(driver, flash, mode, cases, f"{mid}K").stdout.startswith("ok")
+        ok = _run(driver, flash, mode, cases, f"{mid}K", micropython).stdout.startswith("ok")
         lo, hi = (lo, mid) if ok else (mid + 1, hi)
     return lo
 
 
-def bench_smart():
+def bench_smart(micropython=MICROPYTHON):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         driver, flash, cases = tmp / "bench_smart_driver.py", tmp / "flash", tmp / "profiles.json"
@@ -129,8 +129,9 @@ def bench_smart():
         if proc.returncode != 0:
             raise RuntimeError(f"measuring failed: {proc.stderr[-2000:]}")
         figures = {"profiles": PROFILES, "periods": PERIODS, **json.loads(proc.stdout)}
-        base = _smallest_heap_kb(driver, flash, "base", cases)
-        figures["composite_extra_heap_kb"] = _smallest_heap_kb(driver, flash, "once", cases) - base
+        base = _smallest_heap_kb(driver, flash, "base", cases, micropython)
+        once = _smallest_heap_kb(driver, flash, "once", cases, micropython)
+        figures["composite_extra_heap_kb"] = once - base
         return figures
 
 
