@@ -1,7 +1,7 @@
 """mypy over the real boards' code (boards/<port>.py, firmware/hal/) against the official
-MicroPython stubs of each port. The stubs are installed once per port into .venv/stubs/<port>/
-(pins: the `# stubs:` lines of requirements.txt). Findings listed in KNOWN are accepted for now
-(NewType ticks, an optional WLAN): any other fails."""
+MicroPython stubs of each port. `make venv` installs the stubs once per port into
+.venv/stubs/<port>/ (tools/install_stubs.py; pins: the `# stubs:` lines of requirements.txt).
+Findings listed in KNOWN are accepted for now (NewType ticks, an optional WLAN): any other fails."""
 
 import re
 import subprocess
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import install_stubs
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent
@@ -33,23 +35,9 @@ KNOWN = {
 
 
 def _stub_dir(port):
-    pins = None
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        parts = line.split()
-        if parts[:3] == ["#", "stubs:", port]:
-            pins = parts[3:]
-    assert pins, f"no '# stubs: {port} ...' line in requirements.txt"
-    target = VENV / "stubs" / port
-    stamp = target / ".installed"
-    if not stamp.exists() or stamp.read_text() != " ".join(pins):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
-            + ["--upgrade", "--target", str(target), *pins],
-            check=True,
-            capture_output=True,
-        )
-        stamp.write_text(" ".join(pins))
-    return target
+    assert port in install_stubs.pins(), f"no '# stubs: {port} ...' line in requirements.txt"
+    assert install_stubs.installed(port), f"the {port} stubs are not installed: run `make venv`"
+    return install_stubs.stub_dir(port)
 
 
 def mypy(port, files):

@@ -31,7 +31,9 @@ def fetch_pip_wheel(directory):
     return path
 
 
-def create(target, force_without_pip=False):
+def create(target, force_without_pip=False, pip_wheel=None):
+    """Make the venv at `target` with pip. Without ensurepip, pip comes from `pip_wheel` (a
+    local wheel) or PyPI."""
     py = venv_python(target)
     if py.exists() and subprocess.call([py, "-m", "pip", "--version"], stdout=subprocess.DEVNULL) == 0:
         return
@@ -44,9 +46,18 @@ def create(target, force_without_pip=False):
         print(f"venv with ensurepip failed ({e}); installing pip from PyPI", file=sys.stderr)
     venv.EnvBuilder(with_pip=False, clear=True).create(target)
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = fetch_pip_wheel(tmp)
+        wheel = Path(pip_wheel) if pip_wheel else fetch_pip_wheel(tmp)
         subprocess.check_call([py, str(wheel / "pip"), "install", "-q", str(wheel)])
 
 
 if __name__ == "__main__":
-    create(sys.argv[1] if len(sys.argv) > 1 else ".venv", force_without_pip="--without-ensurepip" in sys.argv)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("target", nargs="?", default=".venv")
+    ap.add_argument(
+        "--without-ensurepip", action="store_true", help="install pip as if ensurepip were missing"
+    )
+    ap.add_argument("--pip-wheel", help="a pip wheel to install instead of downloading one")
+    args = ap.parse_args()
+    create(args.target, force_without_pip=args.without_ensurepip, pip_wheel=args.pip_wheel)
