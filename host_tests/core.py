@@ -62,6 +62,19 @@ def events(sim, kind, c=None):
     return [e for e in sim.events() if e["kind"] == kind and (c is None or e["connector"] == c)]
 
 
+def wait_event_values(sim, kind, c, expected, since=0, timeout=3):
+    """The values of connector c's `kind` events after seq `since`, once they equal `expected`.
+    The hardware event log and the OCPP conversation travel on separate channels: what the CSMS
+    already saw may still be on its way to the event log."""
+    end = time.monotonic() + timeout
+    while True:
+        got = [e["value"] for e in events(sim, kind, c) if e["seq"] > since]
+        if got == expected or time.monotonic() > end:
+            assert got == expected, (kind, c, got)
+            return got
+        time.sleep(0.05)
+
+
 def no_call(csms, action, seconds, cp_id=CP):
     """Assert that no new `action` arrives within `seconds`."""
     n = csms.count(cp_id, action)
