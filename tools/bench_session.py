@@ -115,7 +115,7 @@ def backend_load(csms, step):
         "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute", "chargingSchedule": schedule,
     }  # fmt: skip
-    csms.call(CP, "SetChargingProfile", {"connectorId": 0, "csChargingProfile": profile}, timeout=30)
+    csms.call(CP, "SetChargingProfile", {"connectorId": 0, "csChargingProfiles": profile}, timeout=30)
     return "SetChargingProfile"
 
 
@@ -130,12 +130,16 @@ def contactor_latencies(workdir, cycles=12):
                          log_path=workdir / "latency.log")  # fmt: skip
         stop = threading.Event()
         done = []
+        failed = []
 
         def load():
             step = 0
-            while not stop.is_set():
-                done.append(backend_load(csms, step))
-                step += 1
+            try:
+                while not stop.is_set():
+                    done.append(backend_load(csms, step))
+                    step += 1
+            except Exception as e:  # reported by the measuring thread
+                failed.append(e)
 
         try:
             sim.start(timeout=20)
@@ -157,6 +161,8 @@ def contactor_latencies(workdir, cycles=12):
                 lat.append(t_open - t_b)
             stop.set()
             loader.join(timeout=60)
+            if failed:
+                raise failed[0]
             assert len(done) >= cycles, f"only {len(done)} backend calls during {cycles} samples"
             lat.sort()
             return {"median": statistics.median(lat), "p99": lat[-1 - len(lat) // 100], "max": lat[-1],
