@@ -16,6 +16,7 @@ import time
 
 import lazy
 from ocpp import validate
+from ocpp.ws import ConnectionClosed
 
 CALL = 2
 CALLRESULT = 3
@@ -122,6 +123,8 @@ class Rpc:
                 self._waiting_id = None
                 self._reply_taken.set()  # the receive loop goes on once our caller has run
             reply = self._reply
+        if reply is None:  # woken by run() ending: the connection closed under the call
+            raise ConnectionClosed(1006, "closed while waiting for the answer")
         if reply[0] == CALLERROR:
             raise CallError(reply[2], reply[3])
         try:
@@ -131,12 +134,19 @@ class Rpc:
         return reply[2]
 
     async def run(self):
-        """Receive loop: returns (raises ConnectionClosed) when the websocket closes."""
-        while True:
-            text = await self.ws.recv()
-            if self._log:
-                self._log("<", text)
-            await self._on_message(text)
+        """Receive loop: returns (raises ConnectionClosed) when the websocket closes. A call still
+        waiting for its answer then fails at once (ConnectionClosed), not at its timeout."""
+        try:
+            while True:
+                text = await self.ws.recv()
+                if self._log:
+                    self._log("<", text)
+                await self._on_message(text)
+        finally:
+            if self._waiting_id is not None:
+                self._waiting_id = None
+                self._reply = None
+                self._reply_ready.set()
 
     async def _on_message(self, text):
         try:

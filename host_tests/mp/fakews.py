@@ -22,7 +22,12 @@ class FakeWs:
         while not self._incoming:
             self._ready.clear()
             await self._ready.wait()
-        return self._incoming.pop(0)
+        text = self._incoming.pop(0)
+        if text == "close":  # pushed by a test: the connection ends here
+            from ocpp.ws import ConnectionClosed
+
+            raise ConnectionClosed(1006, "")
+        return text
 
     async def send(self, text):
         self.sent.append(json.loads(text))

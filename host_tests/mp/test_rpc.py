@@ -1,5 +1,6 @@
 # OCPP-J RPC: framing, CALLERROR codes for malformed input, one outstanding call, timeouts.
 import asyncio
+import time
 
 from fakews import FakeWs
 from ocpp import rpc
@@ -134,6 +135,28 @@ async def test_call_timeout_and_late_answer_dropped():
     ws.push([3, sent[1], {"currentTime": "2026-11-24T22:00:09Z"}])
     assert (await call)["currentTime"] == "2026-11-24T22:00:09Z"
     reader.cancel()
+
+
+async def test_a_call_fails_at_once_when_the_connection_closes():
+    from ocpp.ws import ConnectionClosed
+
+    ws = FakeWs()
+    r = rpc.Rpc(ws, ACTIONS, Ctx())
+    reader = asyncio.create_task(r.run())
+    call = asyncio.create_task(r.call("Heartbeat", {}, 30))
+    await ws.next_sent()
+    t0 = time.ticks_ms()
+    ws.push("close")  # FakeWs.recv raises ConnectionClosed for it: the receive loop ends
+    try:
+        await call
+        raise AssertionError("the call did not fail")
+    except ConnectionClosed:
+        pass
+    assert time.ticks_diff(time.ticks_ms(), t0) < 500, "failed at its 30 s timeout, not at the close"
+    try:
+        await reader
+    except ConnectionClosed:
+        pass
 
 
 async def test_callerror_and_invalid_result_raise():
