@@ -59,10 +59,8 @@ class _Incoming(Exception):
 
 def _handler(table, action):
     # The handler's module is loaded for this call only (lazy.py).
-    entry = table.get(action)
-    if entry is None:
-        return None
-    return getattr(lazy.load(entry[0]), entry[1])
+    module, name = table[action]
+    return getattr(lazy.load(module), name)
 
 
 class Rpc:
@@ -205,13 +203,14 @@ class Rpc:
         except validate.Invalid as e:
             await self._send([CALLERROR, msg_id, e.code, e.text, {}])
             return
-        fn = _handler(self._actions, action)
-        if fn is None:
+        if action not in self._actions:
             await self._send([CALLERROR, msg_id, "NotSupported", action + " is not supported", {}])
             return
         after = None
         try:
-            result = await fn(self._context, payload)
+            # Inside the try: a handler module that fails to load (a MemoryError on a board, a
+            # broken image) is an InternalError like a handler that raises; the link stays up.
+            result = await _handler(self._actions, action)(self._context, payload)
             if isinstance(result, tuple):
                 result, after = result
             if isinstance(result, Streamed):

@@ -9,6 +9,7 @@ ACTIONS = {
     "GetConfiguration": ("cp.h_config", "get_configuration"),
     "ChangeConfiguration": ("cp.h_config", "change_configuration"),
     "Reset": ("test_rpc", "broken_handler"),
+    "UnlockConnector": ("cp.h_no_such_module", "unlock_connector"),  # a module that fails to load
 }
 
 
@@ -89,6 +90,29 @@ async def test_enum_violation():
 
 async def test_handler_bug_is_internal_error():
     await expect_error('[2, "m9", "Reset", {"type": "Soft"}]', "InternalError", "m9")
+
+
+async def test_handler_that_fails_to_load_is_internal_error_and_the_link_stays():
+    ws = FakeWs()
+    r = rpc.Rpc(ws, ACTIONS, Ctx())
+    reader = asyncio.create_task(r.run())
+    ws.push([2, "u1", "UnlockConnector", {"connectorId": 1}])
+    got = await ws.next_sent()
+    assert got[:3] == [4, "u1", "InternalError"], got
+    ws.push([2, "c1", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "77"}])
+    got = await ws.next_sent()
+    assert got == [3, "c1", {"status": "Accepted"}], ("the receive loop ended with the failed load", got)
+    assert not reader.done()
+    reader.cancel()
+
+
+def test_every_action_table_entry_resolves():
+    from cp.actions import ACTIONS as TABLE
+    from ocpp.schema_tables import TABLES
+
+    for action, (module, name) in TABLE.items():
+        assert callable(rpc._handler(TABLE, action)), (action, module, name)
+        assert "\n" + action + ".req " in TABLES, "no schema for " + action
 
 
 async def test_valid_call_gets_result():
