@@ -92,14 +92,15 @@ class _Port:
         """Fill the preallocated array('h') with pilot samples in mV across one PWM period.
 
         Samples start at a random phase; those on an edge read between the plateaus; each has
-        triangular-ish noise of +/- noise_mv (sum of three uniform draws). No allocation."""
+        triangular-ish noise of +/- noise_mv (sum of three uniform draws). No allocation. The
+        twin is never disturbed: returns True (hal/pilot.py's Pilot.burst can return False)."""
         global _rng
         amp = self._b.noise_mv
         st = self._b._st
         i = self._i
         n = len(buf)
         if n == 0:
-            return
+            return True
         duty = st[i]
         hi = st[i + _HI]
         lo = st[i + _LO]
@@ -127,6 +128,7 @@ class _Port:
                 t -= _PERIOD
             i += 1
         _rng = x
+        return True
 
     def read_ohms(self):
         """PP resistor to PE in ohms; None when no cable is in the socket (open)."""

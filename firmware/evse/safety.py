@@ -221,13 +221,17 @@ class SafetyLoop:
     def _step(self, c):
         now = self.clock()
         raw = self._read(c)
-        self._debounce(c, raw, now)
+        if raw is not None:  # None: a burst the loop was held up in decides nothing
+            self._debounce(c, raw, now)
         self._monitor(c, now)
         self._apply(c, now)
         self._drive_relay(c, now)
 
     def _read(self, c):
-        self._b.pilot(c).burst(self._buf)
+        """The pilot state one burst shows, or None when the burst was disturbed (hal/pilot.py):
+        its samples may lack a whole plateau, so they must not look like E or F."""
+        if self._b.pilot(c).burst(self._buf) is False:
+            return None
         pl = pilot.plateaus(self._buf, self._pl)
         pwm = pilot.pwm_on(self._duty[c])
         self._checked[c] = pwm

@@ -83,16 +83,18 @@ class Pilot:
 
         A burst in which two consecutive reads lie more than GAP_US apart (an interrupt or, on the
         host, the OS stopped the loop: a whole plateau may be missing) is taken again, at most
-        TRIES times in all; .disturbed counts such bursts."""
+        TRIES times in all; .disturbed counts such bursts. Returns False when even the last try
+        was disturbed: its samples decide nothing (evse/safety.py keeps the state it had)."""
         n = len(buf)
         if n == 0:
-            return
+            return True
         tries = TRIES
         while tries:
             tries -= 1
-            if self._once(buf, n) or not tries:
-                return
+            if self._once(buf, n):
+                return True
             self.disturbed += 1
+        return False
 
     def _once(self, buf, n):
         adc = self._adc

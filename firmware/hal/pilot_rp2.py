@@ -115,10 +115,10 @@ class PilotRp2(Pilot):
     def burst(self, buf):
         """Fill the preallocated array('h') with pilot millivolts over span_us: ADC free-running,
         DMA into the raw buffer, then the mapping. Allocates nothing after the first burst (which
-        sizes the raw buffer for len(buf))."""
+        sizes the raw buffer for len(buf)). Returns True (False: see Pilot.burst)."""
         n = len(buf)
         if n == 0:
-            return
+            return True
         if self._dma is None:
             self._claim()
         if n != self._n:
@@ -126,11 +126,11 @@ class PilotRp2(Pilot):
         if self._capture():
             self._convert(buf, n)
             self.last_burst_us = self._cap_us
-        else:
-            # The ADC or the DMA did not deliver (a hardware fault or another user of the ADC):
-            # measure with read_u16() bursts rather than report nothing.
-            self.timeouts += 1
-            Pilot.burst(self, buf)
+            return True
+        # The ADC or the DMA did not deliver (a hardware fault or another user of the ADC):
+        # measure with read_u16() bursts rather than report nothing.
+        self.timeouts += 1
+        return Pilot.burst(self, buf)
 
     def _capture(self):
         dma = self._dma

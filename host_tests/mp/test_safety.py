@@ -260,6 +260,25 @@ def test_opens_when_the_ev_goes_to_b_in_the_same_step():
     rig.until(rig.closed)
 
 
+def test_a_held_up_burst_decides_nothing():
+    rig = charging()
+    pilot = rig.b.pilot(1)
+    real = pilot.burst
+
+    def held_up(buf):  # samples without the high plateau, flagged as not to be trusted
+        for i in range(len(buf)):
+            buf[i] = -12000
+        return False
+
+    pilot.burst = held_up
+    rig.run(200)
+    assert rig.loop.state(1) == "C" and rig.closed(), "a held-up burst looked like state F"
+    pilot.burst = real
+    rig.ev("B")
+    rig.step()
+    assert rig.loop.state(1) == "B" and not rig.closed()
+
+
 def test_opens_on_unplug_in_the_same_step():
     rig = charging()
     rig.ev("A")
