@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -130,13 +131,15 @@ class MpRun(pytest.Collector):
         heap = m.group(1) if m else "2M"
         cmd = [str(self.exe), "-X", f"heapsize={heap}", str(MP_DIR / "_mprun.py"), self.path.stem, *names]
         env = micropython_env(extra=[MP_DIR])
-        try:
-            proc = subprocess.run(cmd, capture_output=True, env=env, timeout=FILE_TIMEOUT_S, cwd=MP_DIR)
-            out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-            rc = proc.returncode
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace")
-            err, rc = f"timed out after {FILE_TIMEOUT_S}s", -1
+        with tempfile.TemporaryDirectory(prefix=f"mp-{self.path.stem}-") as scratch:
+            env["MP_TMP"] = scratch  # host_tests/mp/mptmp.py: this run's own files
+            try:
+                proc = subprocess.run(cmd, capture_output=True, env=env, timeout=FILE_TIMEOUT_S, cwd=MP_DIR)
+                out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+                rc = proc.returncode
+            except subprocess.TimeoutExpired as e:
+                out = (e.stdout or b"").decode(errors="replace")
+                err, rc = f"timed out after {FILE_TIMEOUT_S}s", -1
         self.results = parse_results(out)
         self.crash = f"{self.exe} exited {rc}\n--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-4000:]}"
         return self.results

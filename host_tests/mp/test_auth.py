@@ -1,6 +1,7 @@
 # Authorization (cp.auth) and the ClearCache handler: backend, cache, local list, offline rules.
 import os
 
+import mptmp
 from cp import clock
 from cp.auth import Auth
 from cp.auth_cache import CACHE_MAX
@@ -10,8 +11,8 @@ from ocpp.rpc import CallError, CallTimeout
 from ocpp.ws import ConnectionClosed
 from store import atomic
 
-CONFIG = "/tmp/mp_test_auth_config.json"
-CACHE = "/tmp/mp_test_auth_cache.json"
+CONFIG = mptmp.path("mp_test_auth_config.json")
+CACHE = mptmp.path("mp_test_auth_cache.json")
 
 
 def accepted(parent=None, expiry=None):

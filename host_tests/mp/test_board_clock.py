@@ -1,6 +1,8 @@
 # A real board's clock gate for TLS: McuBoard.wait_clock and the link waiting on it.
 import sys
 
+import mptmp
+
 sys.path.insert(0, "../fakes")  # cwd is host_tests/mp: the fakes shadow the built-in machine
 
 import network  # noqa: E402
@@ -24,7 +26,7 @@ class TinyBoard(McuBoard):
 
 
 async def test_without_sntp_the_clock_gate_is_open():
-    b = TinyBoard({"flash": "/tmp/mp_tiny_flash", "wdt_ms": 0})
+    b = TinyBoard({"flash": mptmp.path("mp_tiny_flash"), "wdt_ms": 0})
     tasks = b.start()
     try:
         assert await b.wait_clock(10) is True
@@ -38,7 +40,7 @@ async def test_with_sntp_the_gate_waits_for_a_time_sync():
     # Nobody answers SNTP on this address: the clock is never set.
     b = TinyBoard(
         {
-            "flash": "/tmp/mp_tiny_flash",
+            "flash": mptmp.path("mp_tiny_flash"),
             "wdt_ms": 0,
             "wifi_ssid": "site",
             "wifi_password": "pw",
@@ -66,7 +68,7 @@ class GateBoard:
 async def test_link_asks_the_board_before_tls():
     from cp import config, link
 
-    cfg = config.Config("/tmp/mp_test_clock_link.json")
+    cfg = config.Config(mptmp.path("mp_test_clock_link.json"))
     for ok in (True, False):  # a late clock is logged, the connect still goes on
         board = GateBoard(ok)
         lk = link.Link(None, board, cfg)

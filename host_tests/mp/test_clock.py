@@ -1,4 +1,5 @@
 # UTC clock and ISO 8601 timestamps; waiting for an epoch second without allocating.
+import mptmp
 from cp import clock
 from heapcheck import allocated
 
@@ -58,7 +59,7 @@ def test_due_waits_in_ticks_without_allocating():
 
 class _Board:
     connectors = 2
-    flash = "/tmp/mp_test_clock_flash"
+    flash = mptmp.path("mp_test_clock_flash")
 
     def meter(self, c):
         return None

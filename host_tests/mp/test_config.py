@@ -1,9 +1,10 @@
 # The configuration registry: typed values, OCPP statuses, persistence on flash.
 import os
 
+import mptmp
 from cp import config, h_config
 
-PATH = "/tmp/mp_test_config.json"
+PATH = mptmp.path("mp_test_config.json")
 
 
 def fresh(fixed=None):

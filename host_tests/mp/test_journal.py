@@ -6,11 +6,12 @@ import os
 import vfs
 
 import heapcheck
+import mptmp
 import sim_flash
 import sim_setup
 from store.journal import Journal
 
-DIR = "/tmp/mp_test_journal"
+DIR = mptmp.path("mp_test_journal")
 LOG = DIR + "/log"
 HDR = 11  # record header bytes
 
@@ -294,7 +295,7 @@ def test_first_and_done_cost_one_record_of_ram():
 
 
 def test_on_littlefs():
-    image = "/tmp/mp_test_journal_lfs.img"
+    image = mptmp.path("mp_test_journal_lfs.img")
     try:
         os.remove(image)
     except OSError:
@@ -323,7 +324,7 @@ def test_on_littlefs():
 # --- power cuts on littlefs ------------------------------------------------------------------
 # The sim's flash device, cut after a given number of block writes/erases: every later one fails
 # (and changes nothing), so the image holds exactly what reached the flash before the cut.
-CUT_IMAGE = "/tmp/mp_test_journal_cut.img"
+CUT_IMAGE = mptmp.path("mp_test_journal_cut.img")
 CUT_BLOCKS = 32
 CUT_OPS = (  # ("a", action, n, droppable) appends; ("d",) marks the oldest done
     ("a", "StartTransaction", 1, False),

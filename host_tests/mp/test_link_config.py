@@ -1,9 +1,10 @@
 # The link's pure parts: URL, Basic password (cp/link_open.py), backoff, credentials per profile.
 import os
 
+import mptmp
 from cp import config, link, link_open
 
-PATH = "/tmp/mp_test_link.json"
+PATH = mptmp.path("mp_test_link.json")
 
 
 def cfg(**values):
@@ -51,6 +52,8 @@ def test_credentials_per_security_profile():
     c = cfg(CentralSystemURL="ws://h/ocpp", ChargePointId="CP1", SecurityProfile=1, AuthorizationKey=key)
     url, auth, ssl_ctx = link_open.prepare(c, "/flash")
     assert auth == ("CP1", bytes.fromhex(key)) and ssl_ctx is None
+    c.change("AuthorizationKeyAsText", "true")  # a backend that takes the password as typed
+    assert link_open.prepare(c, "/flash")[1] == ("CP1", key)
     for bad in (
         cfg(CentralSystemURL="ws://h/ocpp", SecurityProfile=1),  # no AuthorizationKey
         cfg(CentralSystemURL="ws://h/ocpp", SecurityProfile=2, AuthorizationKey=key),  # not wss://

@@ -6,6 +6,7 @@ import gc
 import os
 import random
 
+import mptmp
 from cp import clock
 from cp import local_list as ll
 from cp.config import Config
@@ -13,8 +14,8 @@ from cp.h_locallist import get_local_list_version, send_local_list
 from main import LocalListRef
 from store import atomic
 
-PATH = "/tmp/mp_test_local_list.bin"
-CONFIG = "/tmp/mp_test_local_list_config.json"
+PATH = mptmp.path("mp_test_local_list.bin")
+CONFIG = mptmp.path("mp_test_local_list_config.json")
 BIG = 100000
 
 

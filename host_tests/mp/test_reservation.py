@@ -2,12 +2,13 @@
 # connector 0 holding, which connector an idTag may take, the end of a reservation and its file.
 import os
 
+import mptmp
 from cp import clock
 from cp.charging import RESERVATIONS
 from cp.reservation import reserve
 from store import atomic
 
-FLASH = "/tmp/mp_test_reservation"
+FLASH = mptmp.path("mp_test_reservation")
 
 
 class Board:

@@ -2,6 +2,7 @@
 import asyncio
 import time
 
+import mptmp
 from fakews import FakeWs
 from ocpp import rpc
 
@@ -21,7 +22,7 @@ class Ctx:
     def __init__(self):
         from cp.config import Config
 
-        self.config = Config("/tmp/mp_test_rpc.json", {"NumberOfConnectors": 1})
+        self.config = Config(mptmp.path("mp_test_rpc.json"), {"NumberOfConnectors": 1})
 
 
 async def answer_to(frame):

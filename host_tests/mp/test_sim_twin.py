@@ -9,6 +9,7 @@ import os
 
 import board
 
+import mptmp
 import sim_flash
 import sim_net
 import sim_setup
@@ -225,7 +226,7 @@ async def test_network_down_stalls_streams_and_refuses_new_ones():
 
 
 def test_flash_image_is_littlefs_that_persists_and_erases_to_ff():
-    path = "/tmp/evse_sim_twin_test_%d.img" % (os.urandom(2)[0] * 256 + os.urandom(1)[0])
+    path = mptmp.path("evse_sim_twin_test_%d.img" % (os.urandom(2)[0] * 256 + os.urandom(1)[0]))
     try:
         f, cost = sim_setup.mount(path, "/flash_t", blocks=64)
         assert 0 < cost < 4096  # what the mounted filesystem holds in the heap

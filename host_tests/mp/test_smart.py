@@ -3,10 +3,11 @@
 # The clock is pinned so that startPeriods are exact (OCTT's "x" is 0 here).
 import os
 
+import mptmp
 from cp import clock, config, h_smart, smart
 from ocpp.rpc import CallError
 
-FLASH = "/tmp/mp_test_smart"
+FLASH = mptmp.path("mp_test_smart")
 T0 = clock.parse_iso("2026-11-24T20:00:00Z")  # a Tuesday
 DAY = 86400
 KEYS = {

@@ -3,14 +3,15 @@
 import asyncio
 import os
 
+import mptmp
 from cp import config, txqueue
 from cp.txqueue import TxQueue
 from ocpp.rpc import CallError, CallTimeout
 from ocpp.ws import ConnectionClosed
 from store.journal import Journal
 
-DIR = "/tmp/mp_test_txqueue"
-CONFIG = "/tmp/mp_test_txqueue_config.json"
+DIR = mptmp.path("mp_test_txqueue")
+CONFIG = mptmp.path("mp_test_txqueue_config.json")
 INTERVAL = 7  # TransactionMessageRetryInterval in these tests (the waits are recorded, not slept)
 
 START = {"connectorId": 1, "idTag": "TAG1", "meterStart": 100, "timestamp": "2026-01-01T00:00:00Z"}
