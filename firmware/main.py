@@ -59,6 +59,11 @@ async def run(board, preset=None):
     try:
         kind = await cp.wait_reset()
         log("reset:", kind)
+        # The Reset answer and the StopTransactions are on the wire (cp/h_reset.py); the close
+        # handshake runs while the link's receive loop still reads, so it ends when the backend's
+        # close frame, which comes after everything it received, arrives (bounded: ocpp/ws_rare.py).
+        # Cancelling the link first would leave nobody to read that frame.
+        await link.close()
     finally:
         # Reset, or an orderly shutdown (the sim cancels us): say goodbye to the backend.
         for t in tasks:

@@ -2,8 +2,9 @@
 # whatever OCPP connection the link gives it, and the delivery of the transaction journal once
 # registered. It outlives connections: registration and the last status sent survive a
 # reconnect, so a reconnect sends no new BootNotification and only the statuses that changed
-# meanwhile (their current value). While connected every status change is reported in order,
-# except those that last less than MinimumStatusDuration.
+# meanwhile (their current value), or all of them with StatusNotificationOnReconnect. While
+# connected every status change is reported in order, except those that last less than
+# MinimumStatusDuration.
 import asyncio
 import time
 
@@ -103,6 +104,9 @@ class ChargePoint:
         try:
             if self.registration != "Accepted":
                 await lazy.load("cp.boot").register(self, rpc)
+            elif self.config.get("StatusNotificationOnReconnect"):
+                # A backend that restarted knows no status until one changes: tell it all again.
+                self.report_all()
             rpc.answer_calls = True
             self._transitions = []  # after a reconnect only the current statuses are sent
             tasks = [asyncio.create_task(self._send_statuses(rpc)), asyncio.create_task(self._heartbeat(rpc))]

@@ -36,7 +36,8 @@ async def get_configuration(cp, payload):
 
 # Keys whose new value is used by reconnecting at once (security white paper A01: a new
 # AuthorizationKey -> disconnect and reconnect with it), after the confirmation is sent.
-_RECONNECT_KEYS = ("AuthorizationKey",)
+# AuthorizationKeyAsText changes the password on the wire just as much.
+_RECONNECT_KEYS = ("AuthorizationKey", "AuthorizationKeyAsText")
 
 
 async def change_configuration(cp, payload):

@@ -8,6 +8,7 @@ ChargePointId|str|CP001|RW reboot|Vendor|1..48|ChargePoint ID
 CentralSystemURL|str||RW reboot|Vendor|0..256|Backend URL (ws:// or wss://)
 SecurityProfile|int|0|RW reboot|Security|0..3|Security profile (0 none, 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate)
 AuthorizationKey|str||W secret|Security|16..40|HTTP Basic Authentication password
+AuthorizationKeyAsText|bool|false|RW|Vendor||Send the AuthorizationKey as typed (not a hex key's bytes)
 HeartbeatInterval|int|300|RW|Core|0..2147483647|Heartbeat interval (s)
 WebSocketPingInterval|int|60|RW|Core|0..2147483647|WebSocket ping interval (s, 0 = off)
 WebSocketPongTimeout|int|15|RW|Vendor|1..3600|WebSocket pong timeout (s)
@@ -51,6 +52,7 @@ ChargingInStateDAllowed|bool|false|RW|Vendor||Charge EVs that need ventilation (
 FreeCharging|bool|false|RW|Vendor||Charge without authorization (no transaction)
 IntegerBooleans|bool|false|RW|Vendor||Integer values for boolean configuration keys
 ReportVendorKeys|bool|true|RW|Vendor||The backend receives all configurable parameters
+StatusNotificationOnReconnect|bool|false|RW|Vendor||Send every connector's status after each reconnect
 LocalAuthListEnabled|bool|true|RW|LocalAuthListManagement||Local authorization list
 LocalAuthListMaxLength|int|10000|R|LocalAuthListManagement||Maximum local list entries
 SendLocalListMaxLength|int|64|R|LocalAuthListManagement||Maximum entries in one SendLocalList

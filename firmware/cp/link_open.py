@@ -26,7 +26,8 @@ def prepare(config, flash):
         key = config.get("AuthorizationKey")
         if not key:
             raise ValueError("SecurityProfile %d needs an AuthorizationKey" % profile)
-        auth = (config.boot_value("ChargePointId"), basic_password(key))
+        as_text = config.get("AuthorizationKeyAsText")
+        auth = (config.boot_value("ChargePointId"), key if as_text else basic_password(key))
     ssl_ctx = None
     if tls:
         tlsctx = lazy.load("ocpp.tlsctx")  # only TLS sites pay for it, and only now
@@ -63,7 +64,8 @@ def basic_password(key):
     """The HTTP Basic password for an AuthorizationKey. OCPP-J 1.6 and the security white paper
     set the key as hexadecimal (32-40 digits for 16-20 bytes) and the password is those bytes
     (as OCTT 2025-11 TC_085 checks); a 16-20 character key that is not such a hex string is
-    used as it is."""
+    used as it is. Backends that take the password as typed (and refuse one that is not UTF-8)
+    get the key as it is with the vendor key AuthorizationKeyAsText."""
     if 32 <= len(key) <= 40 and not len(key) % 2:
         try:
             return binascii.unhexlify(key)
