@@ -69,6 +69,8 @@ def test_profile_0_writes_no_certificates(tmp_path):
         (["--url", "ws://csms/ocpp", "--profile", "1"], "needs --key"),
         (["--url", "ws://csms/ocpp", "--profile", "4"], "0, 1, 2 or 3"),
         (["--url", "ws://csms/ocpp", "--profile", "2", "--key", "k" * 16], "wss://"),
+        (["--url", "ws://csms/ocpp", "--profile", "3", "--key", "k" * 16, "--ca", "CA"], "wss://"),
+        (["--url", "wss://csms/ocpp", "--profile", "1", "--key", "k" * 16], "--profile 2"),
         (["--url", "wss://csms/ocpp", "--profile", "2", "--key", "k" * 16], "--ca"),
         (["--url", "wss://csms/ocpp", "--profile", "3", "--key", "k" * 16, "--ca", "CA"], "--cert"),
     ],
@@ -112,3 +114,36 @@ def test_dry_run_prints_the_files_and_the_mpremote_command(tmp_path):
     assert command.startswith("command:") and "connect /dev/ttyUSB0" in command
     assert command.count(" fs cp ") == 3 and command.endswith("soft-reset")
     assert "k" * 16 not in res.stdout, "the dry run does not print secrets"
+
+
+def test_dry_run_shows_what_would_be_written_with_secrets_masked(tmp_path, capsys):
+    pki = _pki(tmp_path)
+    key = "0123456789abcdef0123"
+    argv = [*BASE[:3], "wifi-secret", *BASE[4:], "--url", "wss://csms.example/ocpp", "--profile", "3"]
+    argv += ["--key", key, "--ca", str(pki["ca"]), "--cert", str(pki["cp"]["CP001"]["cert"])]
+    argv += ["--cert-key", str(pki["cp"]["CP001"]["key"]), "--dry-run"]
+    assert provision.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "wifi-secret" not in out and key not in out
+    shown = {line.split()[1]: line.split(None, 2)[2] for line in out.splitlines()[:-1]}
+    assert json.loads(shown[":/flash/site.json"]) == {"wifi_ssid": "site", "wifi_password": provision.MASK}
+    assert json.loads(shown[":/flash/preset.json"]) == {
+        "CentralSystemURL": "wss://csms.example/ocpp",
+        "ChargePointId": "CP001",
+        "SecurityProfile": 3,
+        "AuthorizationKey": provision.MASK,
+    }
+    assert shown[":/flash/certs/csms_root.der"].startswith("certificate ")
+    assert "CN=CP001" in shown[":/flash/certs/cp_cert.der"]
+    assert "not shown" in shown[":/flash/certs/cp_key.der"]
+    assert "BEGIN" not in out
+
+
+def test_profile_0_may_use_wss_and_profile_1_ws(tmp_path):
+    ca = _pki(tmp_path)["ca"]
+    out = tmp_path / "board"
+    assert provision.main([*BASE, "--url", "wss://c/o", "--ca", str(ca), "--out", str(out)]) == 0
+    assert (
+        provision.main([*BASE, "--url", "ws://c/o", "--profile", "1", "--key", "k" * 16, "--out", str(out)])
+        == 0
+    )

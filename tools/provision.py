@@ -2,7 +2,7 @@
 
   tools/provision.py --port /dev/ttyUSB0 --ssid SITE --password PW --url wss://csms/ocpp \\
       --id CP001 --key 0123456789abcdef --profile 2 --ca root.pem
-  ... --dry-run          print the files and the mpremote command instead
+  ... --dry-run          print the files (secrets masked) and the mpremote command instead
   ... --out DIR          write the same files under DIR (DIR/flash/site.json, ...) instead
 
 On the board (layout read by boards/boot_main.py and firmware/cp/link.py):
@@ -44,6 +44,10 @@ def validate(url, cp_id, key, profile, ca, cert, pkey):
         raise ProvisionError("--profile must be 0, 1, 2 or 3")
     if profile in (1, 2) and key is None:
         raise ProvisionError(f"profile {profile} (HTTP Basic) needs --key")
+    if profile == 1 and scheme != "ws":
+        # Profile 1 is Basic auth without TLS: over wss:// the site means profile 2 (which also
+        # makes the charger check the backend's certificate against --ca).
+        raise ProvisionError("profile 1 (Basic auth, no TLS) needs a ws:// URL; for wss:// use --profile 2")
     if profile >= 2 and (scheme != "wss" or ca is None):
         raise ProvisionError(f"profile {profile} needs a wss:// URL and --ca (the CSMS root certificate)")
     if profile == 3 and (cert is None or pkey is None):
@@ -107,6 +111,25 @@ def files(args):
     return out
 
 
+SECRETS = ("wifi_password", "AuthorizationKey")
+MASK = "********"
+
+
+def describe(rel, data):
+    """What a dry run shows of one file: JSON with the secrets masked, a certificate's subject."""
+    if rel.endswith(".json"):
+        shown = json.loads(data)
+        for name in SECRETS:
+            if shown.get(name):
+                shown[name] = MASK
+        return json.dumps(shown)
+    if rel.endswith("_key.der"):
+        return "(private key, PKCS#8 DER, not shown)"
+    from cryptography import x509
+
+    return "certificate " + x509.load_der_x509_certificate(data).subject.rfc4514_string()
+
+
 def mpremote_command(port, staged):
     """One mpremote run: make /flash and /flash/certs, copy each staged file, soft-reset."""
     cmd = [str(MPREMOTE), "connect", port]
@@ -139,7 +162,7 @@ def main(argv=None):
     ap.add_argument("--cert", help="charge point certificate, PEM or DER (profile 3)")
     ap.add_argument("--cert-key", help="charge point private key, PEM or DER, unencrypted (profile 3)")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true", help="print what would be written")
+    mode.add_argument("--dry-run", action="store_true", help="print what would be written, secrets masked")
     mode.add_argument("--out", help="write the files under this local directory instead of a board")
     args = ap.parse_args(argv)
     try:
@@ -153,8 +176,7 @@ def main(argv=None):
         return 0
     if args.dry_run:
         for rel, data in content.items():
-            shown = "(secret)" if rel.endswith("preset.json") or rel.endswith("site.json") else ""
-            print(f"{len(data):6d}  :/{rel} {shown}".rstrip())
+            print(f"{len(data):6d}  :/{rel}  {describe(rel, data)}")
         print(
             "command:",
             shlex.join(mpremote_command(args.port or "PORT", [(r, "STAGED/" + r) for r in content])),

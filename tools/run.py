@@ -7,8 +7,10 @@ console that drives both.
 
 Console lines: EV and hardware commands go to the charger (the same words as tools/evcli.py:
 `plug 1 [--amps 32]`, `ev 1 C`, `ev-limit 1 16`, `unplug 1`, `rfid TAG1`, `fault rcd 1 on`,
-`network down`, `state`, `events`); everything else goes to the CSMS console (`call CP001 Reset
-{"type":"Soft"}`, `boot Pending 10`, `help`, ...). `quit` or Ctrl-C stops both.
+`network down`, `state`, `events`); everything else goes to the CSMS console (`getconf`, `setconf
+HeartbeatInterval 60`, `start TAG1`, `stop`, `limit 10A`, `reset soft`, `trigger MSG`, `avail 1 off`,
+`call CP001 Reset {"type":"Soft"}`, `boot Pending 10`, `help`, ...). No typo ends the session:
+every bad line gets one ERROR line. `quit` or Ctrl-C stops both.
 The log shows every OCPP frame (from the CSMS, or from the charger with an external CSMS), the
 charger's own log lines, and each connector status change seen on the charger's pins.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import evcli
 from csms import CsmsSimulator
-from csms_console import Console, _Quit
+from csms_console import Console, _Quit, robust_stdin
 from simctl import SimProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,12 +87,45 @@ def watch_status(sim, show, stop):
         stop.wait(0.3)
 
 
-def ev_command(sim, words):
+def ev_command(sim, line):
+    try:
+        words = shlex.split(line, posix=True)
+    except ValueError as e:  # unbalanced quotes
+        return f"ERROR {e}"
     try:
         args = evcli.parse_args(["--control", f"127.0.0.1:{sim.port}", *words])
         return json.dumps(sim.request(evcli.build_request(args)))
-    except SystemExit:
+    except SystemExit:  # argparse has printed why on stderr
         return "ERROR bad command (see tools/evcli.py --help)"
+    except (OSError, AssertionError, ValueError) as e:  # the charger restarting, or refusing it
+        return f"ERROR {type(e).__name__}: {e}"
+
+
+def command(line, sim, console, show):
+    """One console line: to the charger or the CSMS console. Nothing a person types may end the
+    session but quit: every failure is one ERROR line."""
+    words = line.split(None, 1)
+    if not words:
+        return None
+    first = words[0].lower()
+    if first in ("quit", "exit"):
+        return "quit"
+    try:
+        if first == "help":
+            show("run  | charger: " + ", ".join(sorted(EV_COMMANDS)) + " (tools/evcli.py --help)")
+            if console:
+                console.execute(line)
+        elif first in EV_COMMANDS:
+            show("ev   | " + ev_command(sim, line))
+        elif console:
+            console.execute(line)
+        else:
+            show("run  | no local CSMS: only charger commands (" + ", ".join(sorted(EV_COMMANDS)) + ")")
+    except _Quit:
+        return "quit"
+    except Exception as e:  # a bug in a command must not take the charger and the CSMS down
+        show(f"run  | ERROR {type(e).__name__}: {e}")
+    return None
 
 
 def main(argv=None):
@@ -111,23 +146,11 @@ def main(argv=None):
         show(f"run  | charger {a.id} -> {url}/{a.id}; control socket 127.0.0.1:{sim.port}; type help")
         threading.Thread(target=follow_log, args=(sim, show, csms is None, stop), daemon=True).start()
         threading.Thread(target=watch_status, args=(sim, show, stop), daemon=True).start()
-        console = Console(csms, 30.0) if csms else None
+        console = Console(csms, 30.0, cp_id=a.id) if csms else None
+        robust_stdin()
         for line in sys.stdin:
-            words = shlex.split(line, posix=True) if line.strip() else []
-            if not words:
-                continue
-            if words[0] in ("quit", "exit"):
+            if command(line, sim, console, show) == "quit":
                 break
-            if words[0] == "help":
-                show("run  | charger: " + ", ".join(sorted(EV_COMMANDS)) + " (tools/evcli.py --help)")
-                if console:
-                    console.execute(line)
-            elif words[0] in EV_COMMANDS:
-                show("ev   | " + ev_command(sim, words))
-            elif console:
-                console.execute(line)
-            else:
-                show("run  | no local CSMS: only charger commands (" + ", ".join(sorted(EV_COMMANDS)) + ")")
         else:
             while True:  # stdin closed (not a terminal): keep running until Ctrl-C
                 time.sleep(3600)
