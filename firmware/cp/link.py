@@ -27,6 +27,7 @@ MAX_MESSAGE = 10752
 HANDSHAKE_TIMEOUT_MS = 15000
 STABLE_MS = 60000  # a connection that lived this long resets the backoff
 CLOCK_WAIT_MS = 30000  # how long a TLS connect waits for the board's first time sync
+NETWORK_POLL_MS = 250  # how soon a lost network link (board.link_up() false) ends the connection
 
 
 def backoff_s(config, attempt):
@@ -94,6 +95,7 @@ class Link:
         rpc = Rpc(ws, ACTIONS, self.cp, log.frame)
         tasks = [
             asyncio.create_task(self._keepalive(ws)),
+            asyncio.create_task(self._watch_network(ws)),
             asyncio.create_task(self._session(rpc, ws)),
         ]
         try:
@@ -120,6 +122,15 @@ class Link:
         except Exception as e:  # a bug must not leave a connection up with nobody driving it
             log.log("link: session failed:", repr(e))
             await ws.close(1011, "internal error")
+
+    async def _watch_network(self, ws):
+        # The board's own link gone (Wi-Fi association lost): offline now, so the offline rules
+        # apply at once, not when the websocket ping times out a minute later. A link lost
+        # further away (a pulled cable behind the router) is still found by the ping.
+        while self.board.link_up():
+            await asyncio.sleep_ms(NETWORK_POLL_MS)
+        log.log("link: network down")
+        await ws.drop("network down")
 
     async def _keepalive(self, ws):
         # Restarted whenever the ping settings change, so a ChangeConfiguration applies at once.

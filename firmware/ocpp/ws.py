@@ -360,6 +360,11 @@ class WebSocket:
 
     # ---- closing and liveness
 
+    async def drop(self, reason):
+        """Fail the connection without a close handshake (RFC 6455 7.1.7): the network under it
+        is gone, nothing would arrive. A pending recv() raises ConnectionClosed(1006)."""
+        await self._abort(1006, reason)
+
     async def close(self, code=1000, reason=""):
         """Close handshake: send close, wait (bounded) for the server's close, drop the socket."""
         if not self.closed:
