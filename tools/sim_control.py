@@ -256,6 +256,7 @@ class ControlServer:
             "ok": True,
             "connected": snap.get("connected") is True,
             "registration": snap.get("registration"),
+            "authorizing": snap.get("authorizing"),  # the idTag of a card being identified
             "network": w.link_up,
             "boots": self.twin.boots,
             "connectors": conns,

@@ -95,7 +95,12 @@ class ChargePoint:
                 "cp": s.state(c) if s else None,
                 "offered_amps": s.offered_amps(c) if s else 0,
             }
-        return {"connected": self.rpc is not None, "registration": self.registration, "connectors": conns}
+        return {
+            "connected": self.rpc is not None,
+            "registration": self.registration,
+            "authorizing": ch.authorizing if ch else None,
+            "connectors": conns,
+        }
 
     # --- one OCPP connection -------------------------------------------------------------------
     async def session(self, rpc):

@@ -87,6 +87,11 @@ class Charging:
         # plugged first.
         self.pending = [None] * (n + 1)
         self.reader_failed = False
+        # The card being identified (cp/cards.py: Authorize may wait MessageTimeout for the
+        # backend) runs as its own task, so the tick goes on for every connector meanwhile; the
+        # reader's next card waits for it. `authorizing` is its idTag (the snapshot shows it).
+        self._card = None
+        self.authorizing = None
         self._notes = []  # (connector, pilot state or None for a fault) from the safety loop
         self._wake = asyncio.Event()
         self._busy = [False] * (n + 1)  # a start is being set up on this connector
@@ -251,6 +256,8 @@ class Charging:
 
     # --- cards ------------------------------------------------------------------------------------
     async def _read_card(self):
+        if self._card is not None and not self._card.done():
+            return  # one card at a time: the next one stays at the reader
         try:
             tag = self.board.rfid_read()
             self.reader_failed = False
@@ -261,7 +268,17 @@ class Charging:
             return
         if tag:
             self.board.event("card", 0, tag)
+            self._card = asyncio.create_task(self._present(tag))
+
+    async def _present(self, tag):
+        self.authorizing = tag
+        try:
             await lazy.load("cp.cards").present(self, tag)
+        except Exception as e:  # a failed card must not end the reader for good
+            log("charging: card", tag, "failed:", repr(e))
+        finally:
+            self.authorizing = None
+            self.publish_status()
 
     # --- transactions (cp/session.py, loaded for each start and stop) -----------------------------
     async def start(self, c, tag, info, reservation=None, profile=None):
