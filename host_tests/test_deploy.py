@@ -81,6 +81,15 @@ def test_romfs_image_holds_the_app_and_its_tables_but_not_the_stub():
 # ---- real boards: the boot stub (build/<board>/main.py) ----
 
 
+def test_each_board_gets_only_its_own_port_drivers():
+    build = _tools()
+    for board, has_rp2 in (("esp32", False), ("pico_w", True), ("sim", True)):
+        out = build.app_dir(board)
+        build.build(board, quiet=True)
+        assert (out / "hal" / "pilot_rp2.mpy").exists() == has_rp2, board
+        assert (out / "hal" / "pilot.mpy").exists(), board
+
+
 def test_real_board_build_boots_from_a_source_stub():
     build = _tools()
     out = build.build("esp32", quiet=True)

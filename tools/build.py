@@ -35,6 +35,9 @@ BOOT_STUB = ROOT / "boards" / "boot_main.py"
 # mpy-cross -march per board: the bytecode is portable, but a .mpy says which native code it may
 # hold, and @micropython.native/viper code must be compiled for the board's CPU.
 ARCH = {"esp32": "xtensawin", "pico_w": "armv6m", "emu_pico": "armv6m"}
+# Drivers of one port's peripherals (rp2.DMA): only the boards of that port get them. The sim
+# gets every driver (host_tests/mp tests them all from build/sim).
+PORT_DRIVERS = {Path("hal/pilot_rp2.py"): ("pico_w", "emu_pico")}
 APP_DIR = "fallback"  # a real board's app tree on littlefs (not "app": "import app" would find the folder)
 
 
@@ -63,6 +66,8 @@ def plan(board):
         if "__pycache__" in src.parts:
             continue
         rel = src.relative_to(fw)
+        if board != SIM and board not in PORT_DRIVERS.get(rel, (board,)):
+            continue
         if rel == Path("main.py") and board != SIM:
             yield src, app / "app.mpy"  # /main.py is the boot stub's name on a real board
         else:
