@@ -17,8 +17,8 @@ from store.journal import Journal
 
 
 class LocalListRef:
-    """cp.local_list: the Local Authorization List on flash (cp/local_list.py, loaded for each
-    lookup: resident it is just this). get(id_tag) -> idTagInfo, or None when id_tag is not
+    """cp.local_list: the Local Authorization List on flash (cp/localauth/local_list.py, loaded
+    for each lookup: resident it is just this). get(id_tag) -> idTagInfo, or None when id_tag is not
     listed or the list is disabled (LocalAuthListEnabled false)."""
 
     def __init__(self, path, config):
@@ -30,7 +30,7 @@ class LocalListRef:
             os.stat(self.path)
         except OSError:
             return None  # no list: the lookup code is not even loaded
-        return lazy.load("cp.local_list").lookup(self, id_tag)
+        return lazy.load("cp.localauth.local_list").lookup(self, id_tag)
 
 
 async def run(board, preset=None):
@@ -50,7 +50,7 @@ async def run(board, preset=None):
     cp.safety = charging.safety = safety
     queue.on_conf = charging.on_conf
     config.on_change(charging.on_config)
-    lazy.load("cp.power_loss").recover(charging)  # transactions cut by a power loss: stopped
+    lazy.load("cp.core.power_loss").recover(charging)  # transactions cut by a power loss: stopped
     board.publish(cp.snapshot)
     link = Link(cp, board, config)
     cp.link = link
@@ -59,7 +59,7 @@ async def run(board, preset=None):
     try:
         kind = await cp.wait_reset()
         log("reset:", kind)
-        # The Reset answer and the StopTransactions are on the wire (cp/h_reset.py); the close
+        # The Reset answer and the StopTransactions are on the wire (cp/core/h_reset.py); the close
         # handshake runs while the link's receive loop still reads, so it ends when the backend's
         # close frame, which comes after everything it received, arrives (bounded: ocpp/ws_rare.py).
         # Cancelling the link first would leave nobody to read that frame.

@@ -186,7 +186,7 @@ def test_power_cut_during_a_10000_entry_update_keeps_a_whole_list(csms, make_sim
 
 
 def test_backend_answer_against_the_list_is_a_local_list_conflict(csms, make_sim):
-    # X-35; needs the report_conflict calls in cp/auth.py (Authorize) and cp/charging.py (Start)
+    # X-35; needs the report_conflict calls in cp/core/auth.py (Authorize) and cp/charging.py (Start)
     sim = start_charger(csms, make_sim, sets={"LocalPreAuthorize": "false"})
     assert send(csms, 1, "Full", [listed("L1"), listed("L2")]) == "Accepted"
     csms.id_tags["L1"] = "Blocked"

@@ -1,4 +1,4 @@
-"""The firmware's composite schedule (firmware/cp/smart.py, run inside the MicroPython Unix port)
+"""The firmware's composite schedule (firmware/cp/smart/profiles.py, run inside the MicroPython Unix port)
 against the CPython reference (host_tests/smart_reference.py) on many generated profile sets;
 the reference itself is first checked on the OCTT vectors."""
 
@@ -15,7 +15,8 @@ T = 1_790_000_000  # 2026-09-21; any instant will do
 # Runs inside micropython: one case per stdin line, one answer per stdout line.
 DRIVER = """
 import json, os, sys
-from cp import h_smart, smart
+from cp.smart import h_smart
+from cp.smart import profiles as smart
 
 LIMITS = {"ChargingScheduleAllowedChargingRateUnit": "Current,Power", "ChargeProfileMaxStackLevel": 99,
           "ChargingScheduleMaxPeriods": 99}

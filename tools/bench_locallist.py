@@ -1,13 +1,13 @@
 """The Local Authorization List at its capacity (LocalAuthListMaxLength = 10,000 entries), for
 `make bench` (`local_list_figures()`, called from tools/bench.py) and the integration tests.
 
-A Full list longer than SendLocalListMaxLength is sent as OCPP 1.6 allows (cp/local_list.py): a
+A Full list longer than SendLocalListMaxLength is sent as OCPP 1.6 allows (cp/localauth/local_list.py): a
 Full SendLocalList with the first chunk, then Differentials with increasing versions, each
 applied atomically by the charger. `upload()` does that from the CSMS simulator.
 
 `read_flash_list()` is the test hook that reads the list the way the firmware stores it: it runs
 MicroPython on the sim's flash image (`DATA/flash.img`, the sim stopped), mounts it like the sim
-does and reads `/flash/local_list.bin` with cp/local_list.py. `lookup_times()` times lookups there.
+does and reads `/flash/local_list.bin` with cp/localauth/local_list.py. `lookup_times()` times lookups there.
 """
 
 import json
@@ -90,7 +90,7 @@ def _micropython(code, timeout=120):
 
 _MOUNT = """
 import json, sim_setup, time, gc
-from cp import local_list as ll
+from cp.localauth import local_list as ll
 img, _ = sim_setup.mount(%r, "/flash")
 P = %r
 """

@@ -7,7 +7,7 @@ bench_smart() -> {"profiles", "periods", "composite_pieces", "composite_ms", "li
 "import_bytes", "composite_alloc_bytes", "composite_extra_heap_kb"}:
   composite_ms / limit_at_ms: median wall time of smart.composite (connector 1, one day) and of
     smart.limit_at, profiles read from files (host file system, not littlefs);
-  import_bytes: heap allocated by importing cp.smart (it is loaded per use);
+  import_bytes: heap allocated by importing cp.smart.profiles (it is loaded per use);
   composite_alloc_bytes: heap allocated by one composite with the GC off (an upper bound of its
     peak);
   composite_extra_heap_kb: the smallest -X heapsize that computes the composite, minus the
@@ -31,7 +31,7 @@ DRIVER = """
 import gc, json, sys, time
 gc.collect()
 before = gc.mem_alloc()
-from cp import smart
+from cp.smart import profiles as smart
 import_bytes = gc.mem_alloc() - before
 flash, mode, cases, START = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 store = smart.Store(flash)
@@ -53,7 +53,7 @@ def median_ms(fn):
 
 
 if mode == "install":
-    from cp import h_smart
+    from cp.smart import h_smart
 
     purpose = {"ChargePointMaxProfile": "M", "TxDefaultProfile": "D"}
     for c, prof in json.load(open(cases)):

@@ -52,9 +52,9 @@ class ChargePoint:
         self._status_changed.set()
 
     def auth(self):
-        """Authorization (cp/auth.py), loaded for this use: cards and remote starts are rare next
+        """Authorization (cp/core/auth.py), loaded for this use: cards and remote starts are rare next
         to the RAM the module would hold; the cache lives on flash."""
-        return lazy.load("cp.auth").Auth(self, self.board.flash + charging.AUTH_CACHE)
+        return lazy.load("cp.core.auth").Auth(self, self.board.flash + charging.AUTH_CACHE)
 
     def online(self):
         """The connection to call the backend on, or None (not connected, or not Accepted yet)."""
@@ -108,7 +108,7 @@ class ChargePoint:
         self.rpc = rpc
         try:
             if self.registration != "Accepted":
-                await lazy.load("cp.boot").register(self, rpc)
+                await lazy.load("cp.core.boot").register(self, rpc)
             elif self.config.get("StatusNotificationOnReconnect"):
                 # A backend that restarted knows no status until one changes: tell it all again.
                 self.report_all()

@@ -4,7 +4,7 @@
 #     must not wait for flash or network); this task acts on the notes;
 #   - cards from the reader, identification waiting for a plug (ConnectionTimeOut), sampled
 #     and clock-aligned meter values, meter health, reservations' expiry, the charging
-#     profiles' limit (cp/smart.py) and the status of every connector.
+#     profiles' limit (cp/smart/profiles.py) and the status of every connector.
 # Transaction messages go through the journal (cp/txqueue.py) before they are sent; a running
 # transaction is mirrored in a small file per connector (TX_DIR) so that after a power cut it is
 # stopped with reason PowerLoss and its last known meter reading.
@@ -21,10 +21,10 @@ from store import atomic
 TICK_MS = 200
 TX_DIR = "/tx"
 AVAIL_FILE = "/availability.json"
-AUTH_CACHE = "/auth_cache.json"  # cp/auth_cache.py
-RESERVATIONS = "/reservations.json"  # cp/reservation.py
+AUTH_CACHE = "/auth_cache.json"  # cp/core/auth_cache.py
+RESERVATIONS = "/reservations.json"  # cp/reservation/reservations.py
 METER_CHECK_MS = 1000
-PROFILE_DIR = "/profiles"  # cp/smart.py's profile store
+PROFILE_DIR = "/profiles"  # cp/smart/profiles.py's profile store
 
 # (fault bit, StatusNotification errorCode), the first that is set wins. The safety loop owns the
 # first four; the meter is watched here.
@@ -44,7 +44,7 @@ class Tx:
     """A running transaction on one connector (mirrored in TX_DIR/<c>.json)."""
 
     def __init__(self, key, tag, parent, start_s, wh0, reservation=None):
-        # Saved as they are (__dict__) in TX_DIR/<c>.json: cp/power_loss.py reads key, tag, wh,
+        # Saved as they are (__dict__) in TX_DIR/<c>.json: cp/core/power_loss.py reads key, tag, wh,
         # t and data.
         self.key = key  # local key: the journal seq of its StartTransaction (cp/txqueue.py)
         self.tag = tag
@@ -87,7 +87,7 @@ class Charging:
         # plugged first.
         self.pending = [None] * (n + 1)
         self.reader_failed = False
-        # The card being identified (cp/cards.py: Authorize may wait MessageTimeout for the
+        # The card being identified (cp/core/cards.py: Authorize may wait MessageTimeout for the
         # backend) runs as its own task, so the tick goes on for every connector meanwhile; the
         # reader's next card waits for it. `authorizing` is its idTag (the snapshot shows it).
         self._card = None
@@ -102,10 +102,12 @@ class Charging:
         self._sample_wait = [clock.Due() for _ in range(n + 1)]
         self._aligned_wait = clock.Due()
         self._limits_wait = clock.Due()
-        # cp/reservation.py Reservations while something is reserved (kept on flash), else None:
+        # cp/reservation/reservations.py Reservations while something is reserved (kept on flash), else None:
         # the module is not even loaded without reservations.
         items = atomic.read_json(flash + RESERVATIONS, None)
-        self.reservations = lazy.load("cp.reservation").Reservations(self, items) if items else None
+        self.reservations = (
+            lazy.load("cp.reservation.reservations").Reservations(self, items) if items else None
+        )
         # Smart charging: the profiles' limit per connector (None: no limit) and when to evaluate
         # them next (epoch s; None while no profile is installed).
         self.limit = [None] * (n + 1)
@@ -142,7 +144,7 @@ class Charging:
         self.safety.set_max(cfg.get("MaxCurrent"))
         self.safety.ventilation = cfg.get("ChargingInStateDAllowed")
 
-    # --- smart charging (cp/smart.py, loaded for each evaluation) -------------------------------
+    # --- smart charging (cp/smart/profiles.py, loaded for each evaluation) -------------------------------
     def offer_amps(self, c):
         """What connector c may offer: MaxCurrent, or the charging profiles' limit when lower
         (below 6 A the safety loop offers nothing: SuspendedEVSE)."""
@@ -153,7 +155,7 @@ class Charging:
     def _check_limits(self):
         due = self.smart_due
         if due is not None and self._limits_wait.reached(due) is not None:
-            lazy.load("cp.smart").apply_limits(self)
+            lazy.load("cp.smart.profiles").apply_limits(self)
 
     def limits_changed(self):
         """Profiles were set or cleared, or a transaction started or ended: evaluate now."""
@@ -273,14 +275,14 @@ class Charging:
     async def _present(self, tag):
         self.authorizing = tag
         try:
-            await lazy.load("cp.cards").present(self, tag)
+            await lazy.load("cp.core.cards").present(self, tag)
         except Exception as e:  # a failed card must not end the reader for good
             log("charging: card", tag, "failed:", repr(e))
         finally:
             self.authorizing = None
             self.publish_status()
 
-    # --- transactions (cp/session.py, loaded for each start and stop) -----------------------------
+    # --- transactions (cp/core/session.py, loaded for each start and stop) -----------------------------
     async def start(self, c, tag, info, reservation=None, profile=None):
         """Start a transaction on c for an accepted idTag (with a RemoteStartTransaction's
         TxProfile): True once it runs."""
@@ -288,7 +290,7 @@ class Charging:
             return False
         self._busy[c] = True
         try:
-            return await lazy.load("cp.session").start(self, c, tag, info, reservation, profile)
+            return await lazy.load("cp.core.session").start(self, c, tag, info, reservation, profile)
         finally:
             self._busy[c] = False
             self.publish_status()
@@ -297,13 +299,13 @@ class Charging:
         """End connector c's transaction (PWM off, StopTransaction journaled): False if none."""
         if self.tx[c] is None:
             return False
-        lazy.load("cp.session").stop(self, c, reason, tag)
+        lazy.load("cp.core.session").stop(self, c, reason, tag)
         self.publish_status()
         return True
 
     def on_conf(self, action, payload, conf):
         """A transaction message was confirmed (cp/txqueue.py): its idTagInfo goes to the cache;
-        a StartTransaction the backend refused is handled by cp/session.py."""
+        a StartTransaction the backend refused is handled by cp/core/session.py."""
         info = conf.get("idTagInfo")
         if info is None:
             return
@@ -311,12 +313,12 @@ class Charging:
         local_list = self.cp.local_list
         listed = local_list.get(tag) if tag and local_list is not None else None
         if listed is not None and action == "StartTransaction":  # LocalListConflict (§3.5.3)
-            lazy.load("cp.local_list").report_conflict(self.cp, listed, info)
+            lazy.load("cp.localauth.local_list").report_conflict(self.cp, listed, info)
         if tag and self.config.get("AuthorizationCacheEnabled") and listed is None:
             # Only the cache, not the authorization rules: list entries are never cached.
-            lazy.load("cp.auth_cache").Cache(self.cp.board.flash + AUTH_CACHE).put(tag, info)
+            lazy.load("cp.core.auth_cache").Cache(self.cp.board.flash + AUTH_CACHE).put(tag, info)
         if action == "StartTransaction" and info.get("status") != "Accepted":
-            lazy.load("cp.session").refused(self, payload, info)
+            lazy.load("cp.core.session").refused(self, payload, info)
 
     def _check_invalid_energy(self, c, tx):
         # StopTransactionOnInvalidId with MaxEnergyOnInvalidId: charge up to that energy, then stop.
@@ -400,7 +402,7 @@ class Charging:
         now = clock.now() if ts is None else self._aligned_wait.reached(ts)
         if now is None:
             return
-        self._next_aligned = lazy.load("cp.metering").next_aligned(now, interval)
+        self._next_aligned = lazy.load("cp.core.metering").next_aligned(now, interval)
         if ts is None:  # just switched on: the first boundary is ahead
             return
         for c in range(1, self.n + 1):
@@ -413,7 +415,7 @@ class Charging:
         if meter is None:
             return
         offered = self.safety.offered_amps(c)
-        metering = lazy.load("cp.metering")  # for this reading only (every sample interval)
+        metering = lazy.load("cp.core.metering")  # for this reading only (every sample interval)
         try:
             reading = meter.read()
             mv = metering.meter_value(self.board, c, self.config.get(key), context, offered, ts, reading)
@@ -484,4 +486,4 @@ class Charging:
         return "%s/%d.json" % (self._tx_dir, c)
 
     def save(self, c):
-        atomic.write_json(self.tx_path(c), self.tx[c].__dict__)  # what cp/power_loss.py reads
+        atomic.write_json(self.tx_path(c), self.tx[c].__dict__)  # what cp/core/power_loss.py reads

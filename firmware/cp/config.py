@@ -15,7 +15,7 @@ from cp.keys import TABLE
 from store import atomic
 
 # Named item lists for csl checks (shared by several keys).
-# Measurands cp/metering.py reports on every board (a test keeps it equal to metering.MEASURANDS;
+# Measurands cp/core/metering.py reports on every board (a test keeps it equal to metering.MEASURANDS;
 # config does not import metering, which is not needed to read a key).
 _LISTS = {
     "$measurand": "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,"

@@ -1,12 +1,12 @@
-# Authorization (cp.auth) and the ClearCache handler: backend, cache, local list, offline rules.
+# Authorization (cp.core.auth) and the ClearCache handler: backend, cache, local list, offline rules.
 import os
 
 import mptmp
 from cp import clock
-from cp.auth import Auth
-from cp.auth_cache import CACHE_MAX
 from cp.config import Config
-from cp.h_cache import clear_cache
+from cp.core.auth import Auth
+from cp.core.auth_cache import CACHE_MAX
+from cp.core.h_cache import clear_cache
 from ocpp.rpc import CallError, CallTimeout
 from ocpp.ws import ConnectionClosed
 from store import atomic

@@ -75,7 +75,7 @@ def test_charging_tick_waits_without_allocating():
     # Sample.Clock, the charging profiles' next evaluation, a reservation's expiry. Between
     # those instants a tick compares ticks only.
     from cp import charging, config
-    from cp.reservation import Reservations
+    from cp.reservation.reservations import Reservations
     from store import atomic
 
     saved = clock.now()

@@ -2,7 +2,8 @@
 import os
 
 import mptmp
-from cp import config, h_config
+from cp import config
+from cp.core import h_config
 
 PATH = mptmp.path("mp_test_config.json")
 
@@ -143,7 +144,7 @@ def test_reboot_keys_keep_their_boot_value_until_the_reboot():
 
 
 def test_measurand_lists():
-    from cp import metering
+    from cp.core import metering
 
     c = fresh()
     assert config._LISTS["$measurand"] == metering.MEASURANDS

@@ -1,5 +1,5 @@
-# DataTransfer both ways (cp/h_data.py): the backend's to us, and ours to the backend.
-from cp import h_data
+# DataTransfer both ways (cp/core/h_data.py): the backend's to us, and ours to the backend.
+from cp.core import h_data
 from ocpp.rpc import CallError
 
 

@@ -1,4 +1,4 @@
-# The Local Authorization List store (cp.local_list), its handlers (cp.h_locallist) and the
+# The Local Authorization List store (cp.local_list), its handlers (cp.localauth.h_locallist) and the
 # resident reference main.LocalListRef: versions, Full / Differential, limits, case-insensitive
 # keys, the file format, atomic replacement and RAM that does not grow with the list.
 import asyncio
@@ -8,9 +8,9 @@ import random
 
 import mptmp
 from cp import clock
-from cp import local_list as ll
 from cp.config import Config
-from cp.h_locallist import get_local_list_version, send_local_list
+from cp.localauth import local_list as ll
+from cp.localauth.h_locallist import get_local_list_version, send_local_list
 from main import LocalListRef
 from store import atomic
 

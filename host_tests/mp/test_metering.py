@@ -1,10 +1,11 @@
-# OCPP 1.6 meter values (firmware/cp/metering.py) from the sim board's meter, checked field by field
+# OCPP 1.6 meter values (firmware/cp/core/metering.py) from the sim board's meter, checked field by field
 # and against the MeterValues.req schema.
 import json
 
 import board
 
-from cp import clock, config, metering
+from cp import clock, config
+from cp.core import metering
 from ocpp import validate
 
 E = "Energy.Active.Import.Register"

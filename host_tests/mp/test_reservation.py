@@ -1,11 +1,11 @@
-# Reservation rules (cp.reservation) on a stand-in for cp.charging.Charging: ReserveNow statuses,
+# Reservation rules (cp.reservation.reservations) on a stand-in for cp.charging.Charging: ReserveNow statuses,
 # connector 0 holding, which connector an idTag may take, the end of a reservation and its file.
 import os
 
 import mptmp
 from cp import clock
 from cp.charging import RESERVATIONS
-from cp.reservation import reserve
+from cp.reservation.reservations import reserve
 from store import atomic
 
 FLASH = mptmp.path("mp_test_reservation")
@@ -16,7 +16,7 @@ class Board:
 
 
 class FakeCharging:
-    """What cp.reservation uses of Charging: connectors 1..n, free/plugged/faults, pending."""
+    """What cp.reservation.reservations uses of Charging: connectors 1..n, free/plugged/faults, pending."""
 
     def __init__(self, n=2):
         self.n = n

@@ -7,8 +7,8 @@ from fakews import FakeWs
 from ocpp import rpc
 
 ACTIONS = {
-    "GetConfiguration": ("cp.h_config", "get_configuration"),
-    "ChangeConfiguration": ("cp.h_config", "change_configuration"),
+    "GetConfiguration": ("cp.core.h_config", "get_configuration"),
+    "ChangeConfiguration": ("cp.core.h_config", "change_configuration"),
     "Reset": ("test_rpc", "broken_handler"),
     "UnlockConnector": ("cp.h_no_such_module", "unlock_connector"),  # a module that fails to load
 }

@@ -1,10 +1,12 @@
-# Smart charging (cp/smart.py, cp/h_smart.py): the OCTT smart charging cases with their exact
+# Smart charging (cp/smart/profiles.py, cp/smart/h_smart.py): the OCTT smart charging cases with their exact
 # composite schedules (reference notes 1.2 [SC], 2.6), recurrence, units, limits, persistence.
 # The clock is pinned so that startPeriods are exact (OCTT's "x" is 0 here).
 import os
 
 import mptmp
-from cp import clock, config, h_smart, smart
+from cp import clock, config
+from cp.smart import h_smart
+from cp.smart import profiles as smart
 from ocpp.rpc import CallError
 
 FLASH = mptmp.path("mp_test_smart")

@@ -1,7 +1,7 @@
 # Authorization of an identifier (idTag), OCPP 1.6 §3.5: the backend when online; the Local
 # Authorization List and the Authorization Cache when offline or, with LocalPreAuthorize, at once.
 #
-# The cache (cp/auth_cache.py) learns from Authorize.conf here and, through update(), from
+# The cache (cp/core/auth_cache.py) learns from Authorize.conf here and, through update(), from
 # StartTransaction.conf and StopTransaction.conf. It never holds identifiers of the local list
 # (the list has priority).
 import lazy
@@ -20,7 +20,7 @@ class Auth:
         self._path = path
         # the Local Authorization List: get(id_tag) -> idTagInfo or None (the charge point's)
         self.local_list = getattr(cp, "local_list", None)
-        self._store = lazy.load("cp.auth_cache")  # lives as long as this object
+        self._store = lazy.load("cp.core.auth_cache")  # lives as long as this object
         self._cache = self._store.Cache(path)
 
     # --- local lookups -------------------------------------------------------------------------
@@ -74,7 +74,7 @@ class Auth:
         info = conf["idTagInfo"]
         listed = self._listed(id_tag)
         if listed is not None:  # the backend disagrees with the list: LocalListConflict (§3.5.3)
-            lazy.load("cp.local_list").report_conflict(self._cp, listed, info)
+            lazy.load("cp.localauth.local_list").report_conflict(self._cp, listed, info)
         self.update(id_tag, info)
         return info
 

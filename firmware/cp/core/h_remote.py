@@ -7,14 +7,14 @@ from log import log
 
 async def remote_start(cp, payload):
     ch = cp.charging
-    cards = lazy.load("cp.cards")
+    cards = lazy.load("cp.core.cards")
     c = payload.get("connectorId")
     profile = payload.get("chargingProfile")
     if cp.registration != "Accepted":
         return {"status": "Rejected"}  # Pending: remote start is not allowed (§4.2)
     if profile is not None and (
         profile.get("chargingProfilePurpose") != "TxProfile"
-        or lazy.load("cp.h_smart").compact(cp.config, profile, clock.now()) is None
+        or lazy.load("cp.smart.h_smart").compact(cp.config, profile, clock.now()) is None
     ):
         return {"status": "Rejected"}  # TC_060: only a TxProfile this charge point can keep
     if c is None:

@@ -113,7 +113,7 @@ def _text(field):
 
 
 def info(rec):
-    """The idTagInfo of a record (the stored status; cp/auth.py reads a past expiryDate as Expired)."""
+    """The idTagInfo of a record (the stored status; cp/core/auth.py reads a past expiryDate as Expired)."""
     result = {"status": _STATUSES[rec[KEY]] if rec[KEY] < len(_STATUSES) else "Invalid"}
     until = struct.unpack_from(">I", rec, KEY + 1)[0]
     if until:

@@ -50,7 +50,7 @@ async def start(ch, c, tag, info, reservation, profile=None):
     ch.ev_gone[c] = False
     ch.save(c)
     if profile is not None:  # a RemoteStartTransaction's TxProfile, for this transaction
-        lazy.load("cp.h_smart").install(ch.cp, c, profile)
+        lazy.load("cp.smart.h_smart").install(ch.cp, c, profile)
     if ch.smart_due is not None or profile is not None:
         ch.limits_changed()  # TxProfile, Relative schedules: they depend on this transaction
     s.offer(c, ch.offer_amps(c))
@@ -72,9 +72,9 @@ def stop(ch, c, reason, tag):
     if tx.data:
         payload["transactionData"] = tx.data
     ch.queue.push("StopTransaction", payload, tx.key)
-    atomic.remove(ch.tx_path(c))  # only now that the Stop is journaled (cp/power_loss.py)
+    atomic.remove(ch.tx_path(c))  # only now that the Stop is journaled (cp/core/power_loss.py)
     if ch.smart_due is not None:  # its TxProfiles end with it
-        lazy.load("cp.smart").Store(ch.board.flash).tx_ended(c)
+        lazy.load("cp.smart.profiles").Store(ch.board.flash).tx_ended(c)
         ch.limits_changed()
     ch.tx[c] = None
     ch.ev_gone[c] = False
@@ -113,7 +113,7 @@ def _keep(ch, tx, c, context, ts):
     if not measurands:
         return
     try:
-        mv = lazy.load("cp.metering").meter_value(
+        mv = lazy.load("cp.core.metering").meter_value(
             ch.board, c, measurands, context, ch.safety.offered_amps(c), ts
         )
     except OSError:

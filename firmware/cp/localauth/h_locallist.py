@@ -1,4 +1,4 @@
-# SendLocalList and GetLocalListVersion (OCPP 1.6 §5.15, §5.10; the store: cp/local_list.py).
+# SendLocalList and GetLocalListVersion (OCPP 1.6 §5.15, §5.10; the store: cp/localauth/local_list.py).
 # With LocalAuthListEnabled false the list is not used: SendLocalList answers NotSupported and
 # GetLocalListVersion -1 (TC_042_1), the list on flash is kept for when it is enabled again.
 import lazy
@@ -12,7 +12,7 @@ async def send_local_list(cp, payload):
     if not _enabled(cp):
         return {"status": "NotSupported"}
     cfg = cp.config
-    status = await lazy.load("cp.local_list").update(
+    status = await lazy.load("cp.localauth.local_list").update(
         cp.local_list.path,
         payload["listVersion"],
         payload["updateType"] == "Full",
@@ -26,4 +26,4 @@ async def send_local_list(cp, payload):
 async def get_local_list_version(cp, payload):
     if not _enabled(cp):
         return {"listVersion": -1}
-    return {"listVersion": lazy.load("cp.local_list").version(cp.local_list.path)}
+    return {"listVersion": lazy.load("cp.localauth.local_list").version(cp.local_list.path)}

@@ -1,4 +1,4 @@
-# ReserveNow / CancelReservation (OCPP 1.6 §5.13, §5.1); the rules are in cp/reservation.py.
+# ReserveNow / CancelReservation (OCPP 1.6 §5.13, §5.1); the rules are in cp/reservation/reservations.py.
 import lazy
 from cp import clock
 
@@ -16,7 +16,7 @@ async def reserve_now(cp, payload):
     ):
         return {"status": "Rejected"}
     parent = payload.get("parentIdTag")
-    rules = lazy.load("cp.reservation")
+    rules = lazy.load("cp.reservation.reservations")
     return {"status": rules.reserve(ch, payload["reservationId"], c, payload["idTag"], parent, expiry)}
 
 

@@ -2,7 +2,7 @@
 # stops the transaction it may stop (the same tag, or one with the same parentIdTag), releases
 # a cable held after DeAuthorized, withdraws its own waiting identification, or is authorized
 # and starts a transaction: now if a connector is plugged, else when one is (ConnectionTimeOut).
-# While connectors are reserved, cp/reservation.py says which one it may take.
+# While connectors are reserved, cp/reservation/reservations.py says which one it may take.
 import time
 
 from log import log

@@ -29,7 +29,7 @@ def recover(ch):
             starts[key] = None
             ch.finishing[c] = True
             if ch.smart_due is not None:  # the transaction's TxProfiles end with it
-                lazy.load("cp.smart").Store(ch.board.flash).tx_ended(c)
+                lazy.load("cp.smart.profiles").Store(ch.board.flash).tx_ended(c)
         atomic.remove(path)
     for key, start in starts.items():
         if start is not None:  # cut between the journal and the file: nothing ran yet

@@ -1,5 +1,5 @@
 # SetChargingProfile, ClearChargingProfile, GetCompositeSchedule (OCPP 1.6 §5.16, §5.5, §5.7;
-# the rules in cp/smart.py). Payloads arrive validated against the schemas (enums, types).
+# the rules in cp/smart/profiles.py). Payloads arrive validated against the schemas (enums, types).
 import lazy
 from cp import clock
 from ocpp.rpc import CallError
@@ -9,7 +9,7 @@ _UNIT_KEY = {"A": "Current", "W": "Power"}
 
 
 def _store(cp):
-    return lazy.load("cp.smart").Store(cp.board.flash)
+    return lazy.load("cp.smart.profiles").Store(cp.board.flash)
 
 
 def _connector(cp, c):
@@ -25,10 +25,10 @@ def _time(sched_or_prof, field):
 
 
 def compact(config, prof, now):
-    """The profile in cp/smart.py's compact form, or None when this charge point refuses it
+    """The profile in cp/smart/profiles.py's compact form, or None when this charge point refuses it
     (limits of the configuration keys, periods not starting at 0 or not ascending, a Recurring
     profile without recurrencyKind or startSchedule, an unreadable date)."""
-    smart = lazy.load("cp.smart")
+    smart = lazy.load("cp.smart.profiles")
     sched = prof["chargingSchedule"]
     periods = sched["chargingSchedulePeriod"]
     unit = sched["chargingRateUnit"]
@@ -121,7 +121,7 @@ async def get_composite_schedule(cp, payload):
     duration = payload["duration"]
     if not _connector(cp, c) or duration < 1:
         return {"status": "Rejected"}
-    smart = lazy.load("cp.smart")
+    smart = lazy.load("cp.smart.profiles")
     config = cp.config
     unit = payload.get("chargingRateUnit", "A")
     volts, wired = config.get("NominalVoltage"), config.get("SupplyPhases")

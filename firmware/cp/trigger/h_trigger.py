@@ -27,7 +27,7 @@ async def trigger_message(cp, payload):
         if rpc is None:
             return
         if what == "BootNotification":
-            boot = lazy.load("cp.boot")
+            boot = lazy.load("cp.core.boot")
             conf = await cp.send(rpc, what, boot.payload(cp.board))
             if conf is not None:
                 boot.registered(cp, rpc, conf)
@@ -59,7 +59,7 @@ def _meter_values(cp, c):
     ch = cp.charging
     if cp.board.meter(c) is None:
         return None
-    metering = lazy.load("cp.metering")  # not resident on every build
+    metering = lazy.load("cp.core.metering")  # not resident on every build
     try:
         mv = metering.meter_value(
             cp.board,

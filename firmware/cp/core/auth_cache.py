@@ -1,5 +1,5 @@
 # The Authorization Cache on flash (OCPP 1.6 §3.5.1), loaded when it is read or written and
-# dropped after (cp/auth.py reads it; a StartTransaction.conf or StopTransaction.conf only
+# dropped after (cp/core/auth.py reads it; a StartTransaction.conf or StopTransaction.conf only
 # writes it, without the authorization rules).
 #
 # The cache holds the latest idTagInfo of every identifier presented (valid or not). It keeps
