@@ -95,6 +95,7 @@ class Bridge:
         self.bytes_up = 0  # board -> peer
         self.bytes_down = 0
         self._stop = False
+        self.link = True  # False: the network is down (set_link): no connection gets through
         self._t = threading.Thread(target=self._run, name="emu-bridge", daemon=True)
         self._t.start()
 
@@ -146,8 +147,23 @@ class Bridge:
         finally:
             self._drop()
 
+    def set_link(self, up):
+        """The network link went down (False: the bridged connection is cut, as the board loses
+        its Wi-Fi association, and connects fail) or came back (True)."""
+        self.link = bool(up)
+        if not up and self._tcp is not None:
+            self._drop()
+            try:
+                self._send(CLOSE)
+            except OSError:
+                pass
+
     def _connect(self, target):
         self._drop()
+        if not self.link:
+            self.connects.append((time.time(), target, False))
+            self._send(FAILED, b"113")  # EHOSTUNREACH
+            return
         try:
             host, port = _addr(target)
             tcp = socket.create_connection((host, port), timeout=10)
@@ -301,7 +317,7 @@ class EmuBoot:
         with socket.create_connection(self.uart1, timeout=timeout) as s:
             deadline = time.time() + timeout
             buf = b""
-            s.sendall(b"?")
+            s.sendall(b"?\n")
             while b"\n" not in buf:
                 s.settimeout(max(0.1, deadline - time.time()))
                 try:
@@ -309,7 +325,7 @@ class EmuBoot:
                 except TimeoutError:
                     if time.time() >= deadline:
                         raise TimeoutError("no status from the board over UART1") from None
-                    s.sendall(b"?")  # the first byte may have come before the board listened
+                    s.sendall(b"?\n")  # the first byte may have come before the board listened
                     continue
                 if not chunk:
                     raise EOFError("UART1 bridge closed")

@@ -121,6 +121,10 @@ def parse_args(argv=None):
     ap.add_argument(
         "--micropython", default=str(MICROPYTHON), metavar="PATH", help="the MicroPython Unix port to run"
     )
+    ap.add_argument(
+        "--board", choices=("sim", "emu_pico"), default="sim",
+        help="sim: the Unix port (default); emu_pico: the rp2 port in the RP2040 emulator (tools/emu_sim.py)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.csms and not re.match(r"wss?://", args.csms):
         ap.error("--csms must be a ws:// or wss:// URL")
@@ -292,6 +296,10 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.board == "emu_pico":
+        import emu_sim
+
+        sys.exit(emu_sim.run(args))
     sys.exit(run(args))
 
 

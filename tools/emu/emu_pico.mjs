@@ -27,6 +27,8 @@ const USAGE = `usage: node tools/emu/emu_pico.mjs [options]
   --stdin-repl        forward stdin to the USB CDC REPL
   --model FILE.mjs    board model module exporting createBoardModel(machine) (default board_model.mjs)
   --timeout SECONDS   with --exec: give up (status 2) if the script has not finished by then (wall)
+  --console-stderr    the firmware's console (USB CDC output outside --exec) goes to stderr, not stdout
+                      (stdout then carries only EMU READY, the --exec output and the board model's lines)
   --verbose           driver and emulator diagnostics on stderr
 `;
 
@@ -162,7 +164,7 @@ class ReplRunner {
 
   onData(buf) {
     if (this.state === 'passthrough') {
-      process.stdout.write(buf);
+      (this.opts.consoleStderr ? process.stderr : process.stdout).write(buf);
       return;
     }
     for (const b of buf) this.onByte(b);
@@ -271,6 +273,7 @@ async function main() {
         model: { type: 'string' },
         timeout: { type: 'string' },
         verbose: { type: 'boolean', default: false },
+        'console-stderr': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
     }).values;
@@ -311,6 +314,7 @@ async function main() {
     script,
     quitAfterExec: args['quit-after-exec'],
     verbose: args.verbose,
+    consoleStderr: args['console-stderr'],
   });
   for (const index of [0, 1]) if (args[`uart${index}`]) bridges[index] = new UartBridge(index);
 

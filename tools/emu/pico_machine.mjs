@@ -88,6 +88,7 @@ export class PicoMachine {
     mcu.peripherals[0x40064] = new VregAndChipReset(mcu);
     this.core = mcu.core;
     this.clock = mcu.clock;
+    this.listenersAfterSlice = []; // before the model: its attach() may register one
     this.model = opts.model || opts.modelFactory(this);
     this.flashFd = null;
     this.stats = { flashErases: 0, flashPrograms: 0, gcInit: [] };
@@ -113,7 +114,6 @@ export class PicoMachine {
     this.idle = false; // the core is waiting; idleWall / idleEmu pin emulated to wall time
     this.idleWall = 0;
     this.idleEmu = 0;
-    this.listenersAfterSlice = [];
   }
 
   // ---- flash: file-backed, write-through ----------------------------------------------------
