@@ -19,6 +19,8 @@ On the 64-bit port only (the host is ~125 times faster than an RP2040: these say
 board's timing): pilot C->B to contactor open while a backend keeps the charger busy; boot,
 call round trip, reconnect, plug-in to state B; local-list upload and lookup times; composite
 schedule time. The ROMFS image sits in the heap on the Unix port: every heap figure leaves it out.
+On emu_pico (tools/bench_emu.py, where the emulator is available): boot, heap, the complete
+session's smallest heap, C->B latency under load and the safety loop's timing, in emulated time.
 """
 
 import argparse
@@ -29,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_emu import emu_figures
 from bench_locallist import local_list_figures
 from bench_session import contactor_latencies, session
 from bench_smart import bench_smart
@@ -186,6 +189,8 @@ def main(argv=None):
     figures["timing"] = timing
     figures["cb_to_contactor_open_ms"] = contactor_latencies(workdir)
     figures["smart"] = bench_smart()
+    print("emu_pico: the rp2 port in the RP2040 emulator ...", flush=True)
+    figures["emu_pico"] = emu_figures(workdir)
 
     heap_rows = []
     for name, h in figures["heap"].items():
@@ -243,7 +248,29 @@ def main(argv=None):
         *((f"local list: {k}", str(v)) for k, v in ll.items() if not k.startswith("heap")),
         *((f"composite schedule: {k}", str(v)) for k, v in figures["smart"].items()),
     ]  # fmt: skip
-    for title, rows in (("heap", heap_rows), ("timing, 64-bit host port", time_rows)):
+    emu = figures["emu_pico"]
+    emu_rows = []
+    if emu:
+        s = emu["session"]
+        hb = emu["heap_at_boot"]
+        sl = emu["safety_loop"]
+        ecb = emu["cb_to_contactor_open_ms"]
+        smallest = emu["session_smallest_heap_kb"]
+        smallest = f"{smallest} KiB" if smallest else "fails at the top"
+        iteration = f"{sl['last_us'] / 1000:.1f} / {sl['max_us'] / 1000:.1f} ms"
+        emu_rows = [
+            ("boot -> BootNotification (emulated)", f"{emu['boot_to_bootnotification_ms']} ms"),
+            ("heap in use once Accepted", f"{kb(hb['used'])} of {kb(hb['size'])}"),
+            ("complete session (ws://): peak in use", kb(s["peak"])),
+            ("complete session: smallest --heap (8 KiB steps)", smallest),
+            ("pilot C->B -> contactor open, backend busy (emulated)", cb_text.format(**ecb)),
+            ("safety loop iteration, idle: last / longest", iteration),
+            ("safety loop: longest gap between iterations", f"{sl['gap_max_us'] / 1000:.1f} ms"),
+        ]  # fmt: skip
+    tables = [("heap", heap_rows), ("timing, 64-bit host port", time_rows)]
+    if emu_rows:
+        tables.append(("emu_pico: MicroPython's rp2 port in the RP2040 emulator, app from ROMFS", emu_rows))
+    for title, rows in tables:
         width = max(len(k) for k, _ in rows)
         print(f"\n{title}")
         for k, v in rows:

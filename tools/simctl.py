@@ -35,6 +35,7 @@ class SimProcess:
         control_port=0,
         app=None,
         micropython=None,
+        board=None,
     ):
         self.data = Path(data)
         self.args = ["--data", str(self.data), "--control", f"127.0.0.1:{control_port}"]
@@ -49,6 +50,8 @@ class SimProcess:
             self.args += ["--app", app]
         if micropython:
             self.args += ["--micropython", str(micropython)]
+        if board:
+            self.args += ["--board", board]
         for k, v in (sets or {}).items():
             self.args += ["--set", f"{k}={v}"]
         for flag, path in (("--ca", ca), ("--cert", cert), ("--key", key)):
