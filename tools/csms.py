@@ -91,7 +91,9 @@ def utc_now_iso(offset_s=0.0):
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def _clock(t):
+def clock_text(t):
+    """The wall-clock time of every log line (CSMS, and `make run`'s firmware and hw lines):
+    local HH:MM:SS.mmm."""
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
 
@@ -191,6 +193,7 @@ class CsmsSimulator:
         log_file=None,
         echo=False,
         echo_frames=True,
+        sink=None,
     ):
         self.host = host
         self.port = port
@@ -211,6 +214,9 @@ class CsmsSimulator:
         self.log_file = log_file
         self.echo = sys.stdout if echo is True else (echo or None)
         self.echo_frames = echo_frames  # False: only output() lines reach `echo` (the log file gets all)
+        # sink(t, cp_id, text): every line (cp_id None for output(), "" for notes) instead of
+        # `echo`, with its time.time(), for a supervisor that merges logs (tools/run.py).
+        self.sink = sink
 
         # Answers, changeable at any time.
         self.boot_status = "Accepted"
@@ -915,10 +921,16 @@ class CsmsSimulator:
         self._write(time.time(), None, line)
 
     def _write(self, t, cp_id, text):
-        line = text if cp_id is None else "{} {} {}".format(_clock(t), cp_id or "-", text)
+        line = text if cp_id is None else "{} {} {}".format(clock_text(t), cp_id or "-", text)
         with self._out_lock:
             if self._log_fh is not None:
                 self._log_fh.write(line + "\n")
+            if self.sink is not None:
+                try:
+                    self.sink(t, cp_id, text)
+                except Exception:  # a broken sink must not stop the server
+                    pass
+                return
             if self.echo is not None and (cp_id is None or self.echo_frames):
                 shown = line if len(line) <= ECHO_MAX or cp_id is None else line[:ECHO_MAX] + " ..."
                 try:
@@ -952,4 +964,5 @@ __all__ = [
     "ConnectionEvent",
     "key_to_password",
     "utc_now_iso",
+    "clock_text",
 ]

@@ -2,6 +2,10 @@
 certificate and charge point client certificates, as PEM (for the CSMS simulator and CPython) and
 DER (for the firmware: the MicroPython Unix build cannot parse PEM).
 
+    python tools/csms_pki.py DIR [--id CP001 ..] [--name localhost --name 127.0.0.1] [--days 30]
+
+writes them into DIR and prints each file with what it is for. From Python:
+
     paths = make_pki(tmp_dir, server_names=("localhost", "127.0.0.1"), cp_ids=("CP001",))
     CsmsSimulator(certfile=paths["server_cert"], keyfile=paths["server_key"], cafile=paths["ca"])
 
@@ -9,8 +13,10 @@ Keys are EC P-256 with SHA-256 signatures (white paper A00.FR.5xx allows them, a
 cheapest for mbedTLS on a board).
 """
 
+import argparse
 import datetime
 import ipaddress
+import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -143,3 +149,70 @@ def make_pki(
         # The file stem is not the id itself: ids may hold characters a file name cannot.
         result["cp"][cp_id] = _write(directory, f"cp{index}", cert, key)
     return result
+
+
+def describe(paths, server_names=("localhost", "127.0.0.1")):
+    """Lines naming each file of make_pki's `paths` and what it is for."""
+    rows = [
+        (
+            "CA certificate (trust anchor)",
+            paths["ca"],
+            paths["ca_der"],
+            "the charger: --ca; the CSMS: --ca for profile 3",
+        ),
+        (
+            "server certificate",
+            paths["server_cert"],
+            paths["server_cert_der"],
+            "for " + ", ".join(server_names),
+        ),
+        ("server private key", paths["server_key"], None, "the CSMS: --cert/--key"),
+    ]
+    for cp_id, cp in paths["cp"].items():
+        rows.append(
+            (f"{cp_id} client certificate", cp["cert"], cp["cert_der"], "the charger: --cert (profile 3)")
+        )
+        rows.append(
+            (f"{cp_id} client private key", cp["key"], cp["key_der"], "the charger: --key (profile 3)")
+        )
+    width = max(len(r[0]) for r in rows)
+    lines = []
+    for what, pem, der, use in rows:
+        extra = f" (DER {der})" if der else ""
+        lines.append(f"  {what:<{width}}  {pem}{extra}: {use}")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="csms_pki.py", description="Write a throwaway test PKI for wss://.")
+    ap.add_argument("dir", help="directory to write into (created; existing files are replaced)")
+    ap.add_argument(
+        "--id",
+        action="append",
+        dest="ids",
+        metavar="CP",
+        help="a charge point to certify (repeatable; default CP001)",
+    )
+    ap.add_argument(
+        "--name", action="append", dest="names", metavar="HOST",
+        help="a server name or IP address (repeatable; default localhost and 127.0.0.1)",
+    )  # fmt: skip
+    ap.add_argument("--days", type=int, default=30, help="validity in days (default %(default)s)")
+    ap.add_argument("--organization", default="Test CPO")
+    a = ap.parse_args(argv)
+    if a.days < 1:
+        ap.error("--days must be at least 1")
+    names = tuple(a.names or ("localhost", "127.0.0.1"))
+    ids = tuple(a.ids or ("CP001",))
+    try:
+        paths = make_pki(a.dir, server_names=names, cp_ids=ids, organization=a.organization, days=a.days)
+    except OSError as e:
+        sys.stderr.write(f"csms_pki.py: cannot write {a.dir}: {e.strerror or e}\n")
+        return 1
+    print(f"wrote a test PKI into {a.dir} (EC P-256, valid {a.days} days; PEM, and DER for the firmware):")
+    print("\n".join(describe(paths, names)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
