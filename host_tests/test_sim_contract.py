@@ -162,6 +162,17 @@ class Sim:
         evs = self.ok({"cmd": "events", "since": since})["events"]
         return [e for e in evs if kind is None or e["kind"] == kind]
 
+    def wait_events(self, kind, timeout=3.0):
+        """The events of `kind`, once there is one: the firmware's own events arrive on the bus
+        after SIM READY (which comes before the firmware's first step)."""
+        end = time.monotonic() + timeout
+        while True:
+            evs = self.events(kind=kind)
+            if evs:
+                return evs
+            assert time.monotonic() < end, f"no {kind} event"
+            time.sleep(0.02)
+
     def child_pids(self):
         pid = self.proc.pid
         try:
@@ -520,14 +531,14 @@ def test_preset_and_certificates_reach_the_firmware(sim, tmp_path):
         *("--ca", str(tmp_path / "ca.der")),
         *("--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")),
     )
-    preset = s.events(kind="preset")[-1]["value"]
+    preset = s.wait_events("preset")[-1]["value"]
     assert preset == {
         "CentralSystemURL": "ws://127.0.0.1:9/ocpp",
         "ChargePointId": "CP1",
         "HeartbeatInterval": "30",
         "AuthorizationKey": "00ff",
     }
-    certs = s.events(kind="certs")[-1]["value"]
+    certs = s.wait_events("certs")[-1]["value"]
     key_der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

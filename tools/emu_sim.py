@@ -53,6 +53,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import emu_boot  # noqa: E402
+import sim  # noqa: E402
 from sim_control import ControlServer  # noqa: E402
 from sim_world import PP_OHMS, EventLog, World  # noqa: E402
 
@@ -66,10 +67,7 @@ TICK_S = 0.1
 METER_PUSH_MAX_S = 1.0
 HEAP_SAMPLE_S = 5.0  # the peak's sampling: a heap sample costs the board 20-30 ms of CPU
 SNAPSHOT_TIMEOUT_S = 2.0  # the emulated board is ~125x slower than the host
-STOP_TIMEOUT_S = 5.0
-CRASH_REBOOT_S = 1.0
 QUICK_CRASH_S = 30.0
-MAX_QUICK_CRASHES = 3
 PROVISION_TIMEOUT_S = 60
 PR_SET_PDEATHSIG = 1
 HEAP_FIELDS = ("free", "used", "peak", "size", "sim", "platform")
@@ -96,13 +94,6 @@ machine.reset()
 def _in_child():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles Ctrl-C
-
-
-def say(line):
-    try:
-        print(line, flush=True)
-    except (BrokenPipeError, ValueError):
-        pass
 
 
 def warn(text):
@@ -599,52 +590,12 @@ def build_image():
 
 
 async def supervise(args, data, image):
-    host, port = args.control
     world = World(1, seed=args.seed, clock=EmuClock())
     twin = EmuTwin(world, args, data, image)
     if args.heap == SIM_DEFAULT_HEAP:
         twin.heap_limit = None
     control = EmuControl(world, twin)
-    try:
-        port = await control.start(host, port)
-    except OSError as e:
-        warn(f"cannot listen on {host}:{port}: {e.strerror or e}")
-        return 1
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    ticker = asyncio.create_task(twin.tick())
-    stop_wait = asyncio.create_task(stopping.wait())
-    quick_crashes = 0
-    try:
-        while True:
-            run = asyncio.create_task(twin.run(lambda: say(f"SIM READY control={host}:{port}")))
-            await asyncio.wait({run, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            if stopping.is_set():
-                await twin.stop(STOP_TIMEOUT_S)
-                await asyncio.wait({run}, timeout=STOP_TIMEOUT_S)
-                return 0
-            try:
-                rc = run.result()
-            except OSError as e:
-                warn(f"cannot start node: {e}")
-                return 1
-            world.power_off()
-            quick = time.monotonic() - twin.started_s < QUICK_CRASH_S
-            quick_crashes = quick_crashes + 1 if quick else 1
-            if quick_crashes >= MAX_QUICK_CRASHES:
-                warn(f"the emulator failed {quick_crashes} times in a row (status {rc})")
-                return rc or 1
-            warn(f"the emulator ended with status {rc}: restarting")
-            await asyncio.wait({stop_wait}, timeout=CRASH_REBOOT_S)
-            if stopping.is_set():
-                return 0
-    finally:
-        ticker.cancel()
-        stop_wait.cancel()
-        twin.kill()
-        await control.close()
+    return await sim.serve(args, world, twin, control, "the emulator", quick_crash_s=QUICK_CRASH_S)
 
 
 def run(args):

@@ -219,11 +219,11 @@ def say(line):
         pass  # nobody reads our stdout any more: keep running
 
 
-async def supervise(args, cmd, data):
+async def serve(args, world, twin, control, what, quick_crash_s=QUICK_CRASH_S):
+    """The supervision loop of a board (the Unix-port child or the emulator: `twin`): the control
+    port, SIM READY at each start, restarts after a Reset or a crash (`what` crashed: the crash
+    limit), SIGTERM/SIGINT an orderly stop. Returns the exit status."""
     host, port = args.control
-    world = World(args.connectors, seed=args.seed)
-    twin = TwinProcess(world, cmd, env=child_env(), cwd=data, preexec_fn=_in_child)
-    control = ControlServer(world, twin)
     try:
         port = await control.start(host, port)
     except OSError as e:
@@ -246,8 +246,8 @@ async def supervise(args, cmd, data):
                 return 0
             try:
                 rc = run.result()
-            except OSError as e:  # micropython missing or not executable
-                sys.stderr.write(f"sim: cannot start {cmd[0]}: {e}\n")
+            except OSError as e:  # the program missing or not executable
+                sys.stderr.write(f"sim: cannot start {what}: {e}\n")
                 return 1
             world.power_off()  # the controller's outputs drop with it
             if rc == 0:
@@ -255,14 +255,12 @@ async def supervise(args, cmd, data):
             if rc == EXIT_RESET:
                 quick_crashes = 0
                 continue
-            quick = time.monotonic() - twin.started_s < QUICK_CRASH_S
+            quick = time.monotonic() - twin.started_s < quick_crash_s
             quick_crashes = quick_crashes + 1 if quick else 1
             if quick_crashes >= MAX_QUICK_CRASHES:
-                sys.stderr.write(
-                    f"sim: the firmware process failed {quick_crashes} times in a row (status {rc})\n"
-                )
+                sys.stderr.write(f"sim: {what} failed {quick_crashes} times in a row (status {rc})\n")
                 return rc
-            sys.stderr.write(f"sim: the firmware process ended with status {rc}: restarting\n")
+            sys.stderr.write(f"sim: {what} ended with status {rc}: restarting\n")
             await asyncio.wait({stop_wait}, timeout=CRASH_REBOOT_S)
             if stopping.is_set():
                 return 0
@@ -271,6 +269,12 @@ async def supervise(args, cmd, data):
         stop_wait.cancel()
         twin.kill()
         await control.close()
+
+
+async def supervise(args, cmd, data):
+    world = World(args.connectors, seed=args.seed)
+    twin = TwinProcess(world, cmd, env=child_env(), cwd=data, preexec_fn=_in_child)
+    return await serve(args, world, twin, ControlServer(world, twin), "the firmware process")
 
 
 def run(args):
