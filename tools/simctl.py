@@ -1,6 +1,7 @@
 """Drive a simulated charger from CPython: start tools/sim.py, wait for `SIM READY`, talk to its
 control socket, stop it or cut its power. Used by the tests, `make run` and `make bench`."""
 
+import ctypes
 import json
 import os
 import queue
@@ -16,6 +17,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SIM = ROOT / "tools" / "sim.py"
 READY = re.compile(r"^SIM READY control=(\S+):(\d+)$")
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)  # resolved before fork: the child only calls prctl
+
+
+def _die_with_parent():
+    # Runs between fork and exec: the sim is in its own session (so a power cut hits it alone),
+    # and without this a test or `make run` that is killed would leave it running. The signal
+    # comes when the thread that started the sim ends: start sims from a thread that outlives them.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class SimProcess:
@@ -72,6 +82,7 @@ class SimProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,  # its own process group: a power cut kills exactly the sim
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         self.wait_ready(timeout)
