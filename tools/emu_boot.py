@@ -38,7 +38,7 @@ CONNECT, OPENED, FAILED, DATA, CLOSE = b"C"[0], b"O"[0], b"E"[0], b"D"[0], b"X"[
 _MAX_FRAME = 1024  # host -> board data frame payload at most
 
 _PROVISION = """\
-import os, json, machine
+import os, machine
 def _w(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -46,13 +46,19 @@ try:
     os.mkdir("/flash")
 except OSError:
     pass
-_w("/main.py", {stub!r})
-_w("/flash/site.json", {site!r})
-_w("/flash/preset.json", {preset!r})
-os.sync() if hasattr(os, "sync") else None
+{writes}
 print("PROVISIONED")
 machine.reset()
 """
+
+
+def provision_script(stub, site, preset=None):
+    """MicroPython source for the raw REPL: /main.py (the boot stub), /flash/site.json and, when
+    given, /flash/preset.json on littlefs, then a reset (the board boots into the stub)."""
+    files = [("/main.py", stub), ("/flash/site.json", json.dumps(site))]
+    if preset is not None:
+        files.append(("/flash/preset.json", json.dumps(preset)))
+    return _PROVISION.format(writes="\n".join(f"_w({path!r}, {text!r})" for path, text in files))
 
 
 def missing():
@@ -260,7 +266,7 @@ class EmuBoot:
             self.flash.unlink()
         script = Path(self._tmp) / "provision.py"
         script.write_text(
-            _PROVISION.format(stub=stub, site=json.dumps(self.site), preset=json.dumps(self.preset)),
+            provision_script(stub, self.site, self.preset),
         )
         cmd = ["node", str(DRIVER), "--flash", str(self.flash), "--romfs", str(image)]
         cmd += ["--uart0", "127.0.0.1:0", "--uart1", "127.0.0.1:0", "--exec", str(script)]

@@ -75,21 +75,6 @@ SITE = {"wdt_ms": 0, "host_world": True}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-_PROVISION = """\
-import os, machine
-def _w(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-try:
-    os.mkdir("/flash")
-except OSError:
-    pass
-_w("/main.py", {stub!r})
-_w("/flash/site.json", {site!r})
-print("PROVISIONED")
-machine.reset()
-"""
-
 
 def _in_child():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -237,7 +222,7 @@ class EmuTwin:
         self._provisioning = self._needs_provision()
         if self._provisioning:
             script = self.data / "emu_provision.py"
-            script.write_text(_PROVISION.format(stub=self._stub(), site=json.dumps(SITE)))
+            script.write_text(emu_boot.provision_script(self._stub(), SITE))
             cmd += ["--exec", str(script)]
         return cmd
 
